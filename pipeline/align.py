@@ -1,0 +1,191 @@
+"""Stage 2, align: every IPR stop becomes a segment, the participant's recall beside the session moment it recalls.
+
+The link runs through time: the stop's video time, plus the manifest's offset, is a time on the session
+transcript's clock; the turns on screen just before it are the session context of the recall.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .timecode import format_time
+
+SEGMENT_COLUMNS = ["segment_id", "transcript_id", "case", "session", "participant", "stop_no", "video_s",
+                   "session_s", "session_transcript_id", "window_start_s", "window_end_s", "session_turn_ids",
+                   "context_text", "recall_text", "status", "note", "recall_turn_ids", "recall_dialogue",
+                   "linked_segment_ids"]
+SUMMARY_COLUMNS = ["transcript_id", "case", "session", "participant", "stops", "aligned", "not_aligned", "notes"]
+STATUSES = ("aligned", "no_session_transcript", "time_out_of_range", "no_turns_in_window", "no_time")
+
+# How long past the last session turn's start a stop may fall and still be on that turn, when the turn's end is
+# not known.
+LAST_TURN_GRACE_S = 30.0
+
+
+@dataclass
+class Aligned:
+    segments: pd.DataFrame
+    summary: pd.DataFrame
+    warnings: list[str]
+
+
+def session_times(session: pd.DataFrame) -> np.ndarray:
+    """Start times for every turn of a session, in order: turns without a time (some transcripts stamp only every
+    few turns) take times interpolated from their neighbours.  All NaN when the session has no times at all."""
+    start = session["start_s"].to_numpy(dtype=float)
+    known = ~np.isnan(start)
+    if not known.any():
+        return start
+    idx = np.arange(len(start))
+    return np.interp(idx, idx[known], start[known])
+
+
+def label(line_speaker: str, role: str) -> str:
+    return line_speaker or role
+
+
+def _context(turns: pd.DataFrame, times: np.ndarray) -> str:
+    return "\n".join(f"[{format_time(t)}] {label(s, r)}: {x}"
+                     for t, s, r, x in zip(times, turns["speaker"], turns["role"], turns["text"], strict=True))
+
+
+def segment_ids(transcript_id: str, video_times: list[float]) -> list[str]:
+    """IDs from the stop's video time, which stays put when a stop is added elsewhere in the interview."""
+    seen: dict[str, int] = {}
+    out = []
+    for v in video_times:
+        base = f"{transcript_id}@{format_time(v)}"
+        seen[base] = seen.get(base, 0) + 1
+        out.append(base + (f".{seen[base]}" if seen[base] > 1 else ""))
+    return out
+
+
+def align(turns: pd.DataFrame, stops: pd.DataFrame, window_s: float = 60.0) -> Aligned:
+    segments: list[dict] = []
+    summary: list[dict] = []
+    warnings: list[str] = []
+    sessions = {key: g.sort_values("seq") for key, g in turns[turns["kind"] == "session"].groupby(
+        ["case", "session"], sort=False)}
+    interviews = turns[turns["kind"] == "ipr"]
+    for tid, ipr in interviews.groupby("transcript_id", sort=True):
+        ipr = ipr.sort_values("seq")
+        first = ipr.iloc[0]
+        case, session, participant = first["case"], first["session"], first["participant"]
+        file = f"data/raw/{first['source_file']}"
+        its_stops = stops[stops["transcript_id"] == tid].sort_values("stop_no")
+        session_turns = sessions.get((case, session))
+        notes: list[str] = []
+        if its_stops.empty:
+            w = f"{file}: no stop markers found, so no recall can be aligned (mark stops like [Video paused at 00:04:12])"
+            warnings.append(w)
+            notes.append("no stop markers")
+        times = session_times(session_turns) if session_turns is not None else None
+        if session_turns is not None and np.isnan(times).all():
+            warnings.append(f"data/raw/{session_turns.iloc[0]['source_file']}: the session transcript has no "
+                            f"times, so the stops of {tid} cannot be aligned (use a form with timestamps)")
+        if session_turns is None and not its_stops.empty:
+            warnings.append(f"{file}: no session transcript for case {case}, session {session}; its recalls are "
+                            "kept without session context (add the session transcript to data/raw/)")
+        seg_ids = segment_ids(tid, its_stops["video_s"].tolist())
+        prev_s = None
+        after = its_stops["after_seq"].tolist() + [int(ipr["seq"].max())]
+        for k, (stop, seg_id) in enumerate(zip(its_stops.itertuples(index=False), seg_ids, strict=True)):
+            recall = ipr[(ipr["seq"] > after[k]) & (ipr["seq"] <= after[k + 1])]
+            own = recall[recall["role"] == participant]
+            row = {
+                "segment_id": seg_id, "transcript_id": tid, "case": case, "session": session,
+                "participant": participant, "stop_no": int(stop.stop_no), "video_s": float(stop.video_s),
+                "session_s": float(stop.session_s), "session_transcript_id": None, "window_start_s": np.nan,
+                "window_end_s": np.nan, "session_turn_ids": "", "context_text": "",
+                "recall_text": "\n".join(own["text"]), "recall_turn_ids": ";".join(recall["turn_id"]),
+                "recall_dialogue": "\n".join(f"{label(s, r)}: {x}" for s, r, x in
+                                             zip(recall["speaker"], recall["role"], recall["text"], strict=True)),
+                "linked_segment_ids": "", "note": "",
+            }
+            at = float(stop.session_s)
+            where = f"{file}, line {stop.source_line}"
+            if prev_s is not None and at < prev_s:
+                row["note"] = f"rewind: earlier than stop {k}"
+                warnings.append(f"{where}: stop {k + 1} ({format_time(stop.video_s)}) is earlier than the stop "
+                                "before it (a rewind); its window ignores the earlier stop")
+            elif prev_s is not None and at == prev_s:
+                row["note"] = f"same time as stop {k}"
+                warnings.append(f"{where}: stop {k + 1} is at the same time as the stop before it")
+            lower = prev_s if prev_s is not None and prev_s < at else -np.inf
+            prev_s = at
+            if session_turns is None:
+                row["status"] = "no_session_transcript"
+            else:
+                row["session_transcript_id"] = session_turns.iloc[0]["transcript_id"]
+                row.update(_window(session_turns, times, at, max(lower, at - window_s)))
+                if row["status"] == "time_out_of_range":
+                    warnings.append(f"{where}: stop {k + 1} at {format_time(stop.video_s)} (session time "
+                                    f"{format_time(at)}) is outside the session transcript; check the time or "
+                                    "the manifest's offset_s")
+            segments.append(row)
+        seg_frame = pd.DataFrame([s for s in segments if s["transcript_id"] == tid], columns=SEGMENT_COLUMNS)
+        counts = seg_frame["status"].value_counts()
+        summary.append({
+            "transcript_id": tid, "case": case, "session": session, "participant": participant,
+            "stops": len(its_stops), "aligned": int(counts.get("aligned", 0)),
+            "not_aligned": ", ".join(f"{n} {s}" for s, n in counts.items() if s != "aligned"),
+            "notes": "; ".join(notes + sorted({n.split(':')[0] for n in seg_frame["note"] if n})),
+        })
+    seg = pd.DataFrame(segments, columns=SEGMENT_COLUMNS)
+    seg = seg.astype({"stop_no": "int64", "video_s": "float64", "session_s": "float64",
+                      "window_start_s": "float64", "window_end_s": "float64"})
+    seg["linked_segment_ids"] = link_participants(seg)
+    return Aligned(seg, pd.DataFrame(summary, columns=SUMMARY_COLUMNS), warnings)
+
+
+def _window(session: pd.DataFrame, times: np.ndarray, at: float, start: float) -> dict:
+    """The session turns on screen before the stop: those starting in [start, at], and always the turn under way."""
+    if np.isnan(times).all():
+        return {"status": "no_time"}
+    end_of_session = np.nanmax(session["end_s"].to_numpy(dtype=float), initial=times[-1] + LAST_TURN_GRACE_S)
+    if at < 0 or at > end_of_session:
+        return {"status": "time_out_of_range"}
+    under_way = np.flatnonzero(times <= at)
+    if not len(under_way):
+        return {"status": "no_turns_in_window", "window_start_s": start, "window_end_s": at}
+    last = under_way[-1]
+    mask = (times >= start) & (times <= at)
+    mask[last] = True
+    picked = session[mask]
+    first_time = float(times[mask][0])
+    return {
+        "status": "aligned",
+        "window_start_s": min(max(start, 0.0), first_time),
+        "window_end_s": at,
+        "session_turn_ids": ";".join(picked["turn_id"]),
+        "context_text": _context(picked, times[mask]),
+    }
+
+
+def link_participants(seg: pd.DataFrame) -> list[str]:
+    """For each segment, the segments of the other participant about the same stretch of the same session."""
+    links = [""] * len(seg)
+    ok = seg[seg["status"] == "aligned"]
+    for _, group in ok.groupby(["case", "session"]):
+        rows = list(group.itertuples())
+        for a in rows:
+            other = [b.segment_id for b in rows if b.participant != a.participant
+                     and max(a.window_start_s, b.window_start_s) <= min(a.window_end_s, b.window_end_s)]
+            links[seg.index.get_loc(a.Index)] = ";".join(other)
+    return links
+
+
+def summary_lines(summary: pd.DataFrame) -> list[str]:
+    """What `ipr align` prints: one line per interview."""
+    out = []
+    for r in summary.itertuples(index=False):
+        line = f"{r.transcript_id}: {r.stops} stops, {r.aligned} aligned"
+        if r.not_aligned:
+            line += f"; not aligned: {r.not_aligned}"
+        if r.notes:
+            line += f" ({r.notes})"
+        out.append(line)
+    return out

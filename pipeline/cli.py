@@ -1,0 +1,206 @@
+"""The command line: a thin layer over the stages.  Exit 0 on success, 1 on wrong input, 2 on wrong usage.
+
+Heavy libraries (spaCy, pandas) are imported inside the commands that need them, so `ipr --help` and
+`ipr codebook validate` start at once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import InputError
+
+STUDY_OPTION = click.option("--study", "study_dir", default=".", show_default=True,
+                            type=click.Path(file_okay=False, path_type=Path), help="The study folder.")
+KEEP_GOING = click.option("--keep-going", is_flag=True,
+                          help="Skip bad transcripts with a warning instead of stopping.")
+
+
+class Group(click.Group):
+    """Turns every error into the one-line messages a researcher can act on, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except InputError as e:
+            for p in e.problems:
+                click.echo(f"error: {p}", err=True)
+            ctx.exit(1)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted: the outputs of earlier runs are as they were", err=True)
+            ctx.exit(130)
+        except Exception as e:  # a bug: say so plainly, keep the traceback for whoever fixes it
+            if os.environ.get("IPR_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(e).__name__}: {e} (this is a bug in ipr, not in your data; "
+                       "run again with IPR_DEBUG=1 and report what it prints)", err=True)
+            ctx.exit(1)
+
+
+def _progress():
+    """Per-file progress on a terminal; nothing in a pipe or a log."""
+    if not sys.stderr.isatty():
+        return None
+    return lambda item: click.echo(f"  {item}", err=True)
+
+
+def _study(study_dir: Path):
+    from .study import load_study
+
+    return load_study(study_dir)
+
+
+def _warnings(items) -> None:
+    for w in items:
+        click.echo(f"warning: {w}", err=True)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ipr")
+def main():
+    """Analyse IPR interviews and therapy session transcripts: ingest, align, code, export, report.
+
+    Run `ipr analyze` in a study folder (see `ipr init`).
+    """
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path):
+    """Create an empty study folder DIRECTORY with the default codebook."""
+    from .study import DEFAULT_CODEBOOK
+
+    if (directory / "data" / "raw").exists() or (directory / "study.toml").exists():
+        raise click.UsageError(f"{directory} already holds a study")
+    for sub in ("codebooks", "data/raw", "data/interim", "data/coded", "reports"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+    shutil.copy(default_codebook(), directory / DEFAULT_CODEBOOK)
+    (directory / "study.toml").write_text(STUDY_TEMPLATE, encoding="utf-8")
+    click.echo(f"created {directory}: put transcripts in {directory / 'data' / 'raw'} and run "
+               f"`ipr analyze --study {directory}`")
+
+
+def default_codebook() -> Path:
+    return Path(__file__).resolve().parent.parent / "codebooks" / "rupture_repair.yaml"
+
+
+STUDY_TEMPLATE = """\
+# Settings of this study; every one is optional (see the README).
+codebook = "codebooks/rupture_repair.yaml"
+# coders = ["alice", "bob"]
+
+[speakers]
+# "Speaker 1" = "therapist"
+
+[align]
+window_s = 60
+"""
+
+
+@main.command()
+@STUDY_OPTION
+@KEEP_GOING
+def analyze(study_dir: Path, keep_going: bool):
+    """Run every stage: ingest, align, code, export, report."""
+    from .stages import run_all
+
+    study = _study(study_dir)
+    log = run_all(study, keep_going=keep_going, progress=_progress())
+    _warnings(log.warnings)
+    click.echo(f"done: {len(log.inputs)} transcripts; workbooks in data/coded/, report in reports/summary.docx")
+
+
+@main.command()
+@STUDY_OPTION
+@KEEP_GOING
+def ingest(study_dir: Path, keep_going: bool):
+    """Read every transcript in data/raw/ into the turns and stops tables."""
+    from .stages import RunLog, run_ingest
+
+    log = RunLog()
+    result = run_ingest(_study(study_dir), log, keep_going=keep_going, progress=_progress())
+    _warnings(log.warnings)
+    click.echo(f"{len(result.sources)} transcripts, {len(result.turns)} turns, {len(result.stops)} stops")
+
+
+@main.command()
+@STUDY_OPTION
+def align(study_dir: Path):
+    """Link every IPR stop with the session turns it recalls."""
+    from .align import summary_lines
+    from .stages import RunLog, run_align
+
+    log = RunLog()
+    result = run_align(_study(study_dir), log)
+    _warnings(log.warnings)
+    for line in summary_lines(result.summary):
+        click.echo(line)
+
+
+@main.command()
+@STUDY_OPTION
+def code(study_dir: Path):
+    """Apply the codebook's rules to session turns and IPR segments."""
+    from .stages import RunLog, run_code
+
+    codes = run_code(_study(study_dir), RunLog())
+    auto = codes[codes["coder"] == "auto"]
+    click.echo(f"{len(auto)} automatic codes on {auto['unit_id'].nunique()} units")
+
+
+@main.command()
+@STUDY_OPTION
+def export(study_dir: Path):
+    """Write or refresh the coders' workbooks in data/coded/."""
+    from .stages import RunLog, run_export
+
+    written = run_export(_study(study_dir), RunLog(), progress=_progress())
+    click.echo(f"{len(written)} workbooks written" if written else "workbooks up to date")
+
+
+@main.command()
+@STUDY_OPTION
+def report(study_dir: Path):
+    """Write reports/summary.docx, reports/tables.xlsx and the figures."""
+    from .stages import RunLog, run_report
+
+    path = run_report(_study(study_dir), RunLog())
+    click.echo(f"wrote {path}")
+
+
+@main.group()
+def codebook():
+    """Check and convert codebooks."""
+
+
+@codebook.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def codebook_validate(file: Path):
+    """Check FILE and report every problem with its line."""
+    from .codebook import validate_codebook
+
+    problems = validate_codebook(file)
+    if problems:
+        raise InputError(problems)
+    click.echo(f"{file}: no problems found")
+
+
+@codebook.command("convert")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--to", "to", required=True, type=click.Choice(["yaml", "xlsx", "docx", "qdc"]),
+              help="The form to write.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write (default: beside FILE, with the new extension).")
+def codebook_convert(file: Path, to: str, out: Path | None):
+    """Convert a codebook FILE (yaml, qdc, xlsx or csv) to another form."""
+    from .codebook_convert import convert
+
+    click.echo(f"wrote {convert(file, to, out)}")

@@ -1,0 +1,125 @@
+"""Stage 1, ingest: every transcript in ``data/raw/`` becomes rows of the turns and stops tables.
+
+The readers (``readers.py``) know the file forms; this module knows the study: which file is which, the speakers'
+roles, stable IDs, and that one bad file must not hide the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import InputError, Problem
+from ..study import Source, Study, discover_sources
+from .conventions import find_annotations
+from .model import Parsed
+from .readers import read_transcript
+from .roles import assign_role, unknown_label_warning
+
+TURN_COLUMNS = ["transcript_id", "case", "session", "kind", "participant", "turn_id", "seq", "speaker", "role",
+                "start_s", "end_s", "text", "source_file", "source_line", "annotations"]
+STOP_COLUMNS = ["transcript_id", "stop_no", "video_s", "session_s", "source_line", "after_seq"]
+
+
+@dataclass
+class Ingested:
+    turns: pd.DataFrame
+    stops: pd.DataFrame
+    sources: list[Source]
+    warnings: list[str]
+
+
+def turn_ids(transcript_id: str, speakers: list[str], texts: list[str]) -> list[str]:
+    """IDs that follow a turn's content, not its position, so a coder's codes stay with their turn when
+    the transcript is edited above it.  A repeated turn ("Mm.") is told apart by its occurrence number."""
+    seen: Counter[str] = Counter()
+    ids = []
+    for speaker, text in zip(speakers, texts, strict=True):
+        digest = hashlib.sha1(f"{speaker.strip().lower()}\0{' '.join(text.split())}".encode()).hexdigest()[:8]
+        seen[digest] += 1
+        n = seen[digest]
+        ids.append(f"{transcript_id}:{digest}" + (f".{n}" if n > 1 else ""))
+    return ids
+
+
+def rows_for(source: Source, parsed: Parsed, speakers: dict[str, str]) -> tuple[list[dict], list[dict], list[str]]:
+    """The table rows of one parsed file, with roles and IDs."""
+    tid = source.transcript_id
+    warnings = list(parsed.warnings)
+    ids = turn_ids(tid, [t.speaker for t in parsed.turns], [t.text for t in parsed.turns])
+    turns = []
+    for seq, (t, turn_id) in enumerate(zip(parsed.turns, ids, strict=True), 1):
+        role = assign_role(t.speaker, source.kind, source.participant, speakers)
+        if role == "unknown":
+            warnings.append(unknown_label_warning(t.speaker, f"data/raw/{source.file}"))
+        turns.append({
+            "transcript_id": tid, "case": source.case, "session": source.session, "kind": source.kind,
+            "participant": source.participant, "turn_id": turn_id, "seq": seq, "speaker": t.speaker,
+            "role": role, "start_s": t.start_s, "end_s": t.end_s, "text": t.text,
+            "source_file": source.file, "source_line": t.line,
+            "annotations": ";".join(sorted({name for name, _, _ in find_annotations(t.text)})),
+        })
+    stops = []
+    if source.kind == "ipr":
+        for n, s in enumerate(parsed.stops, 1):
+            stops.append({"transcript_id": tid, "stop_no": n, "video_s": s.video_s,
+                          "session_s": s.video_s + source.offset_s, "source_line": s.line,
+                          "after_seq": s.after_turn})
+    elif parsed.stops:
+        warnings.append(f"data/raw/{source.file}: {len(parsed.stops)} stop marker(s) in a session transcript "
+                        "were ignored (stops belong in IPR interviews; check the manifest's kind)")
+    return turns, stops, warnings
+
+
+def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
+    """Read every transcript.  Every bad file is reported; with ``keep_going`` they are skipped with a warning."""
+    sources = discover_sources(study)
+    turn_rows: list[dict] = []
+    stop_rows: list[dict] = []
+    warnings: list[str] = []
+    problems: list[Problem] = []
+    good: list[Source] = []
+    for source in sources:
+        if progress:
+            progress(source.file)
+        try:
+            parsed = read_transcript(source.path, study.settings.stop_patterns)
+        except InputError as e:
+            problems.extend(_relative(e.problems, study))
+            continue
+        if not parsed.turns:
+            problems.append(Problem(f"data/raw/{source.file}", "no turns found",
+                                    hint="check that the file holds a transcript with speaker labels"))
+            continue
+        t, s, w = rows_for(source, parsed, study.settings.speakers)
+        turn_rows += t
+        stop_rows += s
+        warnings += w
+        good.append(source)
+    if problems:
+        if not keep_going:
+            raise InputError(problems)
+        warnings += [f"skipped: {p}" for p in problems]
+    turns = pd.DataFrame(turn_rows, columns=TURN_COLUMNS)
+    turns = turns.astype({"start_s": "float64", "end_s": "float64", "seq": "int64", "source_line": "int64"})
+    stops = pd.DataFrame(stop_rows, columns=STOP_COLUMNS).astype(
+        {"stop_no": "int64", "video_s": "float64", "session_s": "float64", "source_line": "int64",
+         "after_seq": "int64"})
+    return Ingested(turns, stops, good, list(dict.fromkeys(warnings)))
+
+
+def _relative(problems: list[Problem], study: Study) -> list[Problem]:
+    """Name files relative to the study, as the researcher sees them."""
+    out = []
+    for p in problems:
+        file = p.file
+        try:
+            file = str(Path(file).resolve().relative_to(study.root))
+        except ValueError:
+            pass
+        out.append(Problem(file, p.message, p.where, p.hint))
+    return out

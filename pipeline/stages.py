@@ -1,0 +1,166 @@
+"""The stages as the command line runs them: each reads its inputs from the study, writes its outputs atomically.
+
+``analyze`` checks every input (settings, codebook, coders' workbooks, transcripts) before it writes anything, so
+a bad file never leaves a half-updated study behind.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+from .errors import InputError, Problem
+from .files import sha256_file, write_parquet, write_text
+from .study import Study
+
+
+@dataclass
+class RunLog:
+    """What the audit trail needs: when, with what, from which inputs, and what was said along the way."""
+
+    started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    warnings: list[str] = field(default_factory=list)
+    inputs: list[dict] = field(default_factory=list)
+
+    def warn(self, items) -> None:
+        for w in items:
+            if w not in self.warnings:
+                self.warnings.append(w)
+
+
+def _table(study: Study, name: str, made_by: str) -> pd.DataFrame:
+    path = study.interim / f"{name}.parquet"
+    if not path.exists():
+        raise InputError(Problem(f"data/interim/{name}.parquet", "is missing",
+                                 hint=f"run `ipr {made_by}` (or `ipr analyze`) first"))
+    return pd.read_parquet(path)
+
+
+def load_codebook(study: Study):
+    from .codebook import load_codebook as load
+
+    path = study.codebook_path
+    if not path.exists():
+        raise InputError(Problem(study.settings.codebook, "the codebook file is missing",
+                                 hint="set `codebook` in study.toml to a codebook in codebooks/"))
+    return load(path)
+
+
+# --- the stages ---------------------------------------------------------------------------------------------
+
+def run_ingest(study: Study, log: RunLog, keep_going: bool = False, progress=None):
+    from .ingest import ingest
+
+    result = ingest(study, keep_going=keep_going, progress=progress)
+    log.warn(result.warnings)
+    log.inputs = [{"file": f"data/raw/{s.file}", "transcript_id": s.transcript_id, "kind": s.kind,
+                   "sha256": sha256_file(s.path)} for s in result.sources]
+    write_parquet(result.turns, study.interim / "turns.parquet")
+    write_parquet(result.stops, study.interim / "stops.parquet")
+    write_parquet(pd.DataFrame(log.inputs, columns=["file", "transcript_id", "kind", "sha256"]),
+                  study.interim / "sources.parquet")
+    return result
+
+
+def run_align(study: Study, log: RunLog):
+    from .align import align
+
+    turns = _table(study, "turns", "ingest")
+    stops = _table(study, "stops", "ingest")
+    result = align(turns, stops, study.settings.window_s)
+    log.warn(result.warnings)
+    write_parquet(result.segments, study.interim / "segments.parquet")
+    write_parquet(result.summary, study.interim / "alignment.parquet")
+    return result
+
+
+def read_coders(study: Study, codebook):
+    """The coders' entries; every problem in every workbook at once."""
+    from .export import read_workbooks
+
+    back = read_workbooks(study, set(codebook.ids()))
+    if back.problems:
+        raise InputError(back.problems)
+    return back.entries
+
+
+def run_code(study: Study, log: RunLog, codebook=None, entries=None):
+    from .coding import apply_codebook
+    from .export import coder_codes
+
+    codebook = codebook or load_codebook(study)
+    entries = read_coders(study, codebook) if entries is None else entries
+    turns = _table(study, "turns", "ingest")
+    segments = _table(study, "segments", "align")
+    auto = apply_codebook(codebook, turns, segments)
+    codes = pd.concat([auto, coder_codes(entries)], ignore_index=True) if len(entries) else auto
+    write_parquet(codes, study.interim / "codes.parquet")
+    write_parquet(entries, study.interim / "coder_entries.parquet")
+    return codes
+
+
+def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=None):
+    from .export import export
+
+    codebook = codebook or load_codebook(study)
+    entries = read_coders(study, codebook) if entries is None else entries
+    turns = _table(study, "turns", "ingest")
+    segments = _table(study, "segments", "align")
+    codes = _table(study, "codes", "code")
+    kinds = dict(zip(turns["transcript_id"], turns["kind"], strict=True))
+    return export(study, kinds, turns, segments, codes, codebook, entries, progress=progress)
+
+
+def run_report(study: Study, log: RunLog, codebook=None):
+    from .report import build_report
+
+    codebook = codebook or load_codebook(study)
+    tables = {name: _table(study, name, made_by) for name, made_by in
+              [("turns", "ingest"), ("segments", "align"), ("alignment", "align"), ("codes", "code")]}
+    previous = study.interim / "run.json"
+    if not log.inputs and previous.exists():  # `ipr report` alone: the audit trail of the last full run
+        old = json.loads(previous.read_text())
+        log.inputs, log.started = old.get("inputs", []), old.get("started", log.started)
+        log.warn(old.get("warnings", []))
+    return build_report(study, codebook, tables, audit(study, codebook, log))
+
+
+def audit(study: Study, codebook, log: RunLog) -> dict:
+    s = study.settings
+    return {
+        "software": f"ipr-pipeline {__version__}, Python {platform.python_version()}",
+        "codebook": f"{codebook.title}, version {codebook.version} ({s.codebook}, sha256 {codebook.digest[:12]}…)",
+        "settings": {"window_s": s.window_s, "repair_window_s": s.repair_window_s, "coders": study.coders(),
+                     "blind coding": s.blind, "extra stop patterns": len(s.stop_patterns),
+                     "speaker labels": len(s.speakers), "de-identification": "on" if s.deidentify_key else "off"},
+        "started": log.started,
+        "inputs": log.inputs,
+        "warnings": log.warnings,
+    }
+
+
+def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
+    log = RunLog()
+    codebook = load_codebook(study)
+    entries = read_coders(study, codebook)  # before anything is written: a coder's work is never at risk
+    run_ingest(study, log, keep_going=keep_going, progress=progress)
+    run_align(study, log)
+    run_code(study, log, codebook, entries)
+    run_export(study, log, codebook, entries, progress=progress)
+    write_text(study.interim / "run.json", json.dumps(
+        {"started": log.started, "inputs": log.inputs, "warnings": log.warnings}, indent=1))
+    run_report(study, log, codebook)
+    return log
+
+
+def relative(path: Path, study: Study) -> str:
+    try:
+        return path.relative_to(study.root).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,77 @@
+"""Spreadsheet cells that are safe and readable, for every workbook the pipeline writes.
+
+Safe: text is always text (a transcript line that begins with ``=`` must never become a formula), and no cell
+exceeds Excel's limit.  Readable: bold frozen header, filters, wrapped text, widths that fit the content.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+EXCEL_CELL_LIMIT = 32767
+CUT_NOTE = " […cut: the full text is longer than a spreadsheet cell holds]"
+HEADER_FILL = PatternFill("solid", fgColor="DDE5F0")
+WRAP = Alignment(wrap_text=True, vertical="top")
+TOP = Alignment(vertical="top")
+
+
+def cell_value(value):
+    """A value as it should stand in a cell: None for missing, text cut to Excel's limit with a visible note."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        value = value.item()
+    if isinstance(value, str) and len(value) > EXCEL_CELL_LIMIT:
+        value = value[: EXCEL_CELL_LIMIT - len(CUT_NOTE)] + CUT_NOTE
+    return value
+
+
+def set_cell(ws: Worksheet, row: int, col: int, value, wrap: bool = False):
+    cell = ws.cell(row=row, column=col)
+    value = cell_value(value)
+    cell.value = value
+    if isinstance(value, str):
+        cell.data_type = "s"  # never a formula, whatever the text begins with
+    cell.alignment = WRAP if wrap else TOP
+    return cell
+
+
+def write_table(ws: Worksheet, header: Sequence[str], rows: Iterable[Sequence], widths: dict[str, float] | None = None,
+                wrap: Sequence[str] = (), start_row: int = 1) -> int:
+    """Write a header and rows; returns the last row written.  ``widths`` by header name (characters)."""
+    widths = widths or {}
+    for c, name in enumerate(header, 1):
+        cell = set_cell(ws, start_row, c, name)
+        cell.font = Font(bold=True)
+        cell.fill = HEADER_FILL
+        cell.alignment = Alignment(wrap_text=True, vertical="center")
+    wrap_cols = {header.index(w) + 1 for w in wrap if w in header}
+    r = start_row
+    for r, row in enumerate(rows, start_row + 1):
+        for c, value in enumerate(row, 1):
+            set_cell(ws, r, c, value, wrap=c in wrap_cols)
+    for c, name in enumerate(header, 1):
+        ws.column_dimensions[get_column_letter(c)].width = widths.get(name, max(10, min(40, len(name) + 4)))
+    ws.freeze_panes = ws.cell(row=start_row + 1, column=1)
+    if r > start_row:
+        ws.auto_filter.ref = f"A{start_row}:{get_column_letter(len(header))}{r}"
+    return r
+
+
+def row_height(texts: Iterable[str | None], widths: Iterable[float], line_pt: float = 15.0, most: int = 12) -> float:
+    """A row height that shows wrapped text without a wall of blank space (Excel does not fit it on its own)."""
+    lines = 1
+    for text, width in zip(texts, widths, strict=False):
+        if not text:
+            continue
+        per_line = max(int(width * 1.1), 1)
+        n = sum(max(1, math.ceil(len(part) / per_line)) for part in str(text).split("\n"))
+        lines = max(lines, n)
+    return min(lines, most) * line_pt
