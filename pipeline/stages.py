@@ -57,9 +57,12 @@ def load_codebook(study: Study):
 def run_ingest(study: Study, log: RunLog, keep_going: bool = False, progress=None):
     from .ingest import ingest
 
+    from .deidentify import load_key
+
     result = ingest(study, keep_going=keep_going, progress=progress)
     log.warn(result.warnings)
-    log.inputs = [{"file": f"data/raw/{s.file}", "transcript_id": s.transcript_id, "kind": s.kind,
+    clean = load_key(study) or str
+    log.inputs = [{"file": clean(f"data/raw/{s.file}"), "transcript_id": s.transcript_id, "kind": s.kind,
                    "sha256": sha256_file(s.path)} for s in result.sources]
     write_parquet(result.turns, study.interim / "turns.parquet")
     write_parquet(result.stops, study.interim / "stops.parquet")
@@ -156,7 +159,19 @@ def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
     write_text(study.interim / "run.json", json.dumps(
         {"started": log.started, "inputs": log.inputs, "warnings": log.warnings}, indent=1))
     run_report(study, log, codebook)
+    check_for_leaks(study)
     return log
+
+
+def check_for_leaks(study: Study) -> None:
+    """Fail the run, naming the file, when any output still holds a real name of the de-identification key."""
+    from .deidentify import find_leaks, load_key
+
+    deid = load_key(study)
+    if deid is not None:
+        leaks = find_leaks(study, deid)
+        if leaks:
+            raise InputError(leaks)
 
 
 def relative(path: Path, study: Study) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..deidentify import Deidentifier, load_key
 from ..errors import InputError, Problem
 from ..study import Source, Study, discover_sources
 from .conventions import find_annotations
@@ -46,22 +47,30 @@ def turn_ids(transcript_id: str, speakers: list[str], texts: list[str]) -> list[
     return ids
 
 
-def rows_for(source: Source, parsed: Parsed, speakers: dict[str, str]) -> tuple[list[dict], list[dict], list[str]]:
-    """The table rows of one parsed file, with roles and IDs."""
+def _same(text):
+    return text
+
+
+def rows_for(source: Source, parsed: Parsed, speakers: dict[str, str],
+             deid: Deidentifier | None = None) -> tuple[list[dict], list[dict], list[str]]:
+    """The table rows of one parsed file, with roles and IDs; names pseudonymised when the study has a key."""
+    clean = deid or _same
     tid = source.transcript_id
-    warnings = list(parsed.warnings)
-    ids = turn_ids(tid, [t.speaker for t in parsed.turns], [t.text for t in parsed.turns])
+    warnings = [clean(w) for w in parsed.warnings]
+    labels = [clean(t.speaker) for t in parsed.turns]
+    texts = [clean(t.text) for t in parsed.turns]
+    ids = turn_ids(tid, labels, texts)
     turns = []
-    for seq, (t, turn_id) in enumerate(zip(parsed.turns, ids, strict=True), 1):
-        role = assign_role(t.speaker, source.kind, source.participant, speakers)
+    for seq, (t, label, text, turn_id) in enumerate(zip(parsed.turns, labels, texts, ids, strict=True), 1):
+        role = assign_role(t.speaker, source.kind, source.participant, speakers)  # the study maps real labels
         if role == "unknown":
-            warnings.append(unknown_label_warning(t.speaker, f"data/raw/{source.file}"))
+            warnings.append(clean(unknown_label_warning(t.speaker, f"data/raw/{source.file}")))
         turns.append({
             "transcript_id": tid, "case": source.case, "session": source.session, "kind": source.kind,
-            "participant": source.participant, "turn_id": turn_id, "seq": seq, "speaker": t.speaker,
-            "role": role, "start_s": t.start_s, "end_s": t.end_s, "text": t.text,
-            "source_file": source.file, "source_line": t.line,
-            "annotations": ";".join(sorted({name for name, _, _ in find_annotations(t.text)})),
+            "participant": source.participant, "turn_id": turn_id, "seq": seq, "speaker": label,
+            "role": role, "start_s": t.start_s, "end_s": t.end_s, "text": text,
+            "source_file": clean(source.file), "source_line": t.line,
+            "annotations": ";".join(sorted({name for name, _, _ in find_annotations(text)})),
         })
     stops = []
     if source.kind == "ipr":
@@ -78,6 +87,7 @@ def rows_for(source: Source, parsed: Parsed, speakers: dict[str, str]) -> tuple[
 def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
     """Read every transcript.  Every bad file is reported; with ``keep_going`` they are skipped with a warning."""
     sources = discover_sources(study)
+    deid = load_key(study)
     turn_rows: list[dict] = []
     stop_rows: list[dict] = []
     warnings: list[str] = []
@@ -95,7 +105,7 @@ def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
             problems.append(Problem(f"data/raw/{source.file}", "no turns found",
                                     hint="check that the file holds a transcript with speaker labels"))
             continue
-        t, s, w = rows_for(source, parsed, study.settings.speakers)
+        t, s, w = rows_for(source, parsed, study.settings.speakers, deid)
         turn_rows += t
         stop_rows += s
         warnings += w

@@ -1,0 +1,129 @@
+"""De-identification: participants' real names, e-mail addresses and phone numbers never reach an output.
+
+The study's key file (``[deidentify] key``: columns ``name,pseudonym``) is applied where text enters the pipeline
+(ingest), so every later table, workbook, report and figure is built from pseudonymised text.  After the run,
+:func:`find_leaks` scans every output for the real names, so a name that slipped through another way (a coder's
+memo, a file name) fails the run instead of leaving the machine in a report.  The key's content is never written
+anywhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+from html import unescape
+from pathlib import Path
+
+from .errors import InputError, Problem
+
+EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+# Seven or more digits with the usual separators; never a time (colons) or a pause like (2.0).
+PHONE = re.compile(r"(?<![\w:.])\+?\(?\d[\d\s().-]{5,}\d(?![\w:])")
+MIN_PART = 2  # a name part shorter than this ("J.") is not searched on its own
+
+
+@dataclass
+class Deidentifier:
+    names: list[tuple[str, str]]  # (real name, pseudonym), full names and their parts
+
+    def __post_init__(self):
+        terms = sorted({n for n, _ in self.names}, key=len, reverse=True)
+        self._lookup = {n.lower(): p for n, p in self.names}
+        self._rx = re.compile(r"(?<!\w)(" + "|".join(map(re.escape, terms)) + r")(?!\w)", re.I) if terms else None
+
+    def __call__(self, text):
+        if not isinstance(text, str) or not text:
+            return text
+        if self._rx is not None:
+            text = self._rx.sub(lambda m: self._lookup[m.group(1).lower()], text)
+        text = EMAIL.sub("[email]", text)
+        return PHONE.sub(lambda m: "[phone]" if sum(c.isdigit() for c in m.group(0)) >= 7 else m.group(0), text)
+
+    def leaks(self, text: str) -> list[str]:
+        if self._rx is None or not text:
+            return []
+        return sorted({m.group(1) for m in self._rx.finditer(text)})
+
+
+def load_key(study) -> Deidentifier | None:
+    """The key file of ``study.toml``, or None when de-identification is off."""
+    rel = study.settings.deidentify_key
+    if not rel:
+        return None
+    path = (study.root / rel).resolve()
+    if not path.is_file():
+        raise InputError(Problem(rel, "the de-identification key file is missing",
+                                 hint="create it with the columns name,pseudonym, or remove [deidentify] from "
+                                      "study.toml"))
+    text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    rows = list(csv.reader(io.StringIO(text)))
+    header = [h.strip().lower() for h in rows[0]] if rows else []
+    if "name" not in header or "pseudonym" not in header:
+        raise InputError(Problem(rel, "the header must have the columns name and pseudonym", "row 1"))
+    ni, pi = header.index("name"), header.index("pseudonym")
+    pairs: list[tuple[str, str]] = []
+    problems = []
+    for n, row in enumerate(rows[1:], 2):
+        if not any(c.strip() for c in row):
+            continue
+        name = row[ni].strip() if len(row) > ni else ""
+        pseudonym = row[pi].strip() if len(row) > pi else ""
+        if not name or not pseudonym:
+            problems.append(Problem(rel, "a row needs both a name and a pseudonym", f"row {n}"))
+            continue
+        pairs.append((name, pseudonym))
+        for part in re.split(r"[\s,]+", name):
+            part = part.strip(".")
+            if len(part) >= MIN_PART and part.lower() != name.lower():
+                pairs.append((part, pseudonym))
+    if problems:
+        raise InputError(problems)
+    # A part shared by two people ("Anna Novak", "Anna Berg") keeps the first pseudonym; full names come first.
+    seen: set[str] = set()
+    unique = []
+    for name, pseudonym in sorted(pairs, key=lambda p: -len(p[0])):
+        if name.lower() not in seen:
+            seen.add(name.lower())
+            unique.append((name, pseudonym))
+    return Deidentifier(unique)
+
+
+def _texts(path: Path):
+    """The text of an output file, as a person or a program opening it would see it."""
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".docx"):
+        with zipfile.ZipFile(path) as z:
+            for member in z.namelist():
+                if member.endswith(".xml"):
+                    xml = z.read(member).decode("utf-8", errors="replace")
+                    yield unescape(re.sub(r"<[^>]+>", " ", xml))
+    elif suffix == ".parquet":
+        import pandas as pd
+
+        df = pd.read_parquet(path)
+        for col in df.columns:
+            if df[col].dtype == object or str(df[col].dtype).startswith("str"):
+                yield "\n".join(map(str, df[col].dropna()))
+    elif suffix in (".csv", ".json", ".txt", ".md"):
+        yield path.read_text(encoding="utf-8", errors="replace")
+
+
+def find_leaks(study, deid: Deidentifier) -> list[Problem]:
+    """Every output that still holds a real name of the key: the file and the names (never the context)."""
+    problems = []
+    for folder in (study.interim, study.coded, study.reports):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if not path.is_file() or ".backup" in path.parts:
+                continue
+            found = sorted({n for text in _texts(path) for n in deid.leaks(text)})
+            if found:
+                problems.append(Problem(path.relative_to(study.root).as_posix(),
+                                        f"holds {len(found)} real name(s) of the de-identification key",
+                                        hint="remove them from the transcript, memo or file name they came from, "
+                                             "and run again"))
+    return problems
