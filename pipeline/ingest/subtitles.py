@@ -1,0 +1,101 @@
+"""Subtitle transcripts: WebVTT (Zoom, Teams) through webvtt-py, SubRip through srt.
+
+Each cue is one turn, with its start and end; consecutive cues of one speaker stay separate turns (the cue is
+the unit the tool timed).  The speaker is Teams' voice span ``<v Name>`` (its ``</v>`` is often missing), or
+Zoom's ``Name:`` at the start of the cue text; without either the speaker is empty, with one warning.  A turn's
+line is the line of its cue's timing (``00:00:03.000 --> …``) in the file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pipeline.errors import problem
+from pipeline.ingest.model import Parsed, Turn
+from pipeline.ingest.text import plausible_label
+from pipeline.timecode import parse_time
+
+_VOICE = re.compile(r"<v(?:\.[\w.-]+)*\s+([^>]+)>")
+_TAGS = re.compile(r"</?(?:v|c|i|b|u|lang|ruby|rt|font)(?:[.\s][^>]*)?>|<\d[\d:.]*>|\{\\[^}]*\}", re.IGNORECASE)
+_LABEL = re.compile(r"^(?P<label>[^\W\d_][^:\n]{0,39}?)\s*:\s+(?P<text>.*)$", re.DOTALL)
+
+
+def _timing_lines(text: str) -> list[tuple[int, float | None]]:
+    """(line number, start seconds) of every cue timing line, to give each cue its place in the file."""
+    found = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if "-->" in line:
+            head = line.split("-->", 1)[0].split()
+            found.append((number, parse_time(head[-1]) if head else None))
+    return found
+
+
+class _Lines:
+    """Finds, cue by cue in order, the line of the timing line with the cue's start."""
+
+    def __init__(self, text: str):
+        self.timings, self.next = _timing_lines(text), 0
+
+    def of(self, start: float | None) -> int:
+        for i in range(self.next, len(self.timings)):
+            number, seconds = self.timings[i]
+            if start is None or seconds is None or abs(seconds - start) < 0.002:
+                self.next = i + 1
+                return number
+        return 0
+
+
+def _turn(raw: str, start: float | None, end: float | None, line: int) -> Turn | None:
+    voice = _VOICE.search(raw)
+    text = " ".join(_TAGS.sub("", raw).split())
+    speaker = voice.group(1).strip() if voice else ""
+    if not speaker and (m := _LABEL.match(text)) and plausible_label(m["label"]):
+        speaker, text = m["label"].strip(), m["text"].strip()
+    return Turn(speaker=speaker, text=text, start_s=start, end_s=end, line=line) if text else None
+
+
+def _finish(parsed: Parsed, path: Path) -> Parsed:
+    unlabelled = sum(not t.speaker for t in parsed.turns)
+    if unlabelled:
+        parsed.warnings.append(f"{path}: {unlabelled} cue(s) name no speaker (no <v Name> and no \"Name:\"), "
+                               "so their speaker is empty; export the subtitles with speaker names if the tool "
+                               "can.")
+    return parsed
+
+
+def read_vtt(path: Path, text: str) -> Parsed:
+    import webvtt
+
+    try:
+        captions = list(webvtt.from_string(text))
+    except Exception as exc:  # MalformedFileError, MalformedCaptionError
+        raise problem(path, f"the file is not valid WebVTT ({exc})",
+                      hint="it must begin with the line WEBVTT and hold cues like 00:00:03.000 --> 00:00:07.000; "
+                           "export it again from Zoom or Teams") from None
+    lines, parsed = _Lines(text), Parsed()
+    for caption in captions:
+        start, end = parse_time(caption.start), parse_time(caption.end)
+        turn = _turn(caption.raw_text, start, end, lines.of(start))
+        if turn:
+            parsed.turns.append(turn)
+    return _finish(parsed, path)
+
+
+def read_srt(path: Path, text: str) -> Parsed:
+    import srt
+
+    try:
+        subtitles = list(srt.parse(text))
+    except srt.SRTParseError as exc:
+        line = text.count("\n", 0, exc.actual_start) + 1
+        raise problem(path, "the file is not valid SubRip", where=f"line {line}",
+                      hint="each cue needs a number, a line like 00:00:03,000 --> 00:00:07,000, and its text; "
+                           "export it again") from None
+    lines, parsed = _Lines(text), Parsed()
+    for sub in subtitles:
+        start, end = sub.start.total_seconds(), sub.end.total_seconds()
+        turn = _turn(sub.content, start, end, lines.of(start))
+        if turn:
+            parsed.turns.append(turn)
+    return _finish(parsed, path)
