@@ -35,6 +35,7 @@ _RANK = {name: (kind, rank) for kind, names in _HEADERS.items() for rank, name i
 _NOT_LETTERS = re.compile(r"[^a-z]+")
 _MS = re.compile(r"\b(?:ms|msec|millisec\w*)\b")
 _NUMBER = re.compile(r"^-?\d+(?:[.,]\d+)?$")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 def _header_kind(cell: object) -> tuple[str, int, float] | None:
@@ -96,30 +97,26 @@ def _columns_by_header(header: list[object]) -> dict[str, tuple[int, float]]:
 
 
 def _columns_by_content(rows: list[Row]) -> dict[str, tuple[int, float]]:
-    """Columns of a table without a header: times, a short label that repeats, the longest text."""
+    """Columns of a table without a header: times, a short label that repeats, the longest words."""
     width = max(len(cells) for _, cells in rows)
-    stats = []
+    columns: dict[str, tuple[int, float]] = {}
+    others = []  # (column, mean length, share of distinct values) of the columns that hold words
     for col in range(width):
         values = [cells[col] for _, cells in rows if col < len(cells) and _cell_text(cells[col])]
         if not values:
             continue
-        times = sum(map(_is_time, values)) / len(values)
         texts = [_cell_text(v) for v in values]
-        stats.append((col, times, sum(map(len, texts)) / len(texts), len(set(texts)) / len(texts)))
-    columns: dict[str, tuple[int, float]] = {}
-    rest = []
-    for col, times, length, distinct in stats:
-        if times >= 0.8 and "end" not in columns:
-            columns["end" if "start" in columns else "start"] = (col, 1.0)
-        else:
-            rest.append((col, length, distinct))
-    if not rest:
-        return columns
-    text_col = max(rest, key=lambda s: s[1])
-    columns["text"] = (text_col[0], 1.0)
-    labels = [s for s in rest if s is not text_col and s[1] <= 40]
-    if labels:
-        columns["speaker"] = (min(labels, key=lambda s: (s[2], s[1]))[0], 1.0)
+        if sum(map(_is_time, values)) >= 0.8 * len(values):
+            if "end" not in columns:
+                columns["end" if "start" in columns else "start"] = (col, 1.0)
+        elif sum(bool(_LETTER.search(t)) for t in texts) >= 0.5 * len(texts):
+            others.append((col, sum(map(len, texts)) / len(texts), len(set(texts)) / len(texts)))
+    if others:
+        text = max(others, key=lambda c: c[1])
+        columns["text"] = (text[0], 1.0)
+        labels = [c for c in others if c is not text and c[1] <= 40]
+        if labels:
+            columns["speaker"] = (min(labels, key=lambda c: (c[2], c[1]))[0], 1.0)
     return columns
 
 

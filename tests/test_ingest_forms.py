@@ -1,0 +1,129 @@
+"""Every transcript form gives the same turns: the same short session written in each layout people use.
+
+Text-based forms are files under tests/data/ingest/same/; Word and Excel files are built here with python-docx
+and openpyxl in the exact layouts that Word, Teams and transcription services write.
+"""
+
+import datetime as dt
+from pathlib import Path
+
+import docx
+import openpyxl
+import pytest
+
+from pipeline.ingest.readers import read_transcript
+
+DATA = Path(__file__).parent / "data" / "ingest"
+SAME = DATA / "same"
+
+SESSION = [
+    (5, "Therapist", "How have you been since we last met?"),
+    (12, "Client", "Honestly, not great. [inaudible 00:00:15] work has been a lot."),
+    (31, "Therapist", "A lot in what way? (2.0)"),
+    (40, "Client", "I don't know... it's just -- everything (sighs)."),
+    (62, "Therapist", "It sounds heavy."),
+    (70, "Client", "Yeah. (laughs) Heavy is the word."),
+]
+
+
+def hms(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def ms(seconds: int) -> str:
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def save_docx(path: Path, paragraphs=(), tables=()) -> Path:
+    document = docx.Document()
+    for text in paragraphs:
+        if isinstance(text, tuple):  # a line break inside one paragraph, as Teams writes it
+            paragraph = document.add_paragraph(text[0])
+            for more in text[1:]:
+                paragraph.add_run().add_break()
+                paragraph.add_run(more)
+        else:
+            document.add_paragraph(text)
+    for rows in tables:
+        table = document.add_table(rows=0, cols=len(rows[0]))
+        for row in rows:
+            cells = table.add_row().cells
+            for cell, value in zip(cells, row, strict=True):
+                cell.text = value
+    document.save(path)
+    return path
+
+
+def docx_forms(tmp: Path) -> dict[str, Path]:
+    forms = {
+        "docx paragraphs, bare time": [f"{hms(t)} {who}: {text}" for t, who, text in SESSION],
+        "docx paragraphs, bracketed time": ["Session 3", ""] + [f"[{hms(t)}] {who}: {text}" for t, who, text in
+                                                                SESSION],
+        "docx Teams, line break": ["Transcript"] + [(f"{who}   {ms(t)}", text) for t, who, text in SESSION],
+        "docx Teams, next paragraph": [p for t, who, text in SESSION for p in (f"{who}   {hms(t)}", text, "")],
+    }
+    paths = {name: save_docx(tmp / f"{i}.docx", paragraphs) for i, (name, paragraphs) in enumerate(forms.items())}
+    header = [["Time", "Speaker", "Text"]] + [[hms(t), who, text] for t, who, text in SESSION]
+    paths["docx table with header"] = save_docx(tmp / "table.docx", ["D01 session 3"], [header])
+    shuffled = [[text, who, ms(t)] for t, who, text in SESSION]
+    paths["docx table, no header, any order"] = save_docx(tmp / "shuffled.docx", [], [shuffled])
+    return paths
+
+
+def xlsx_form(tmp: Path) -> Path:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Utterance", "Who", "Start", "End"])
+    for t, who, text in SESSION:
+        start = dt.time(t // 3600, t % 3600 // 60, t % 60)
+        sheet.append([text, who, start, None])
+        sheet.append([None, None, None, None])  # rows with no text are skipped
+    path = tmp / "session.xlsx"
+    book.save(path)
+    return path
+
+
+def all_forms(tmp: Path) -> dict[str, Path]:
+    forms = {path.name: path for path in sorted(SAME.iterdir())}
+    forms.update(docx_forms(tmp))
+    forms["xlsx"] = xlsx_form(tmp)
+    return forms
+
+
+def test_there_are_forms_enough():
+    assert len(list(SAME.iterdir())) >= 11
+
+
+def test_the_same_session_in_every_form_gives_the_same_turns(tmp_path):
+    for name, path in all_forms(tmp_path).items():
+        parsed = read_transcript(path)
+        got = [(round(t.start_s), t.speaker, t.text) for t in parsed.turns]
+        assert got == SESSION, name
+        assert all(t.line > 0 for t in parsed.turns), name
+        assert [t.line for t in parsed.turns] != [0] * len(SESSION), name
+        assert parsed.stops == [], name
+
+
+def test_lines_point_at_where_each_turn_begins():
+    lines = [t.line for t in read_transcript(SAME / "colon_bare.txt").turns]
+    assert lines == [1, 3, 5, 6, 8, 9]
+    assert [t.line for t in read_transcript(SAME / "otter.txt").turns] == [1, 4, 7, 10, 13, 16]
+    assert [t.line for t in read_transcript(SAME / "session.csv").turns] == [2, 3, 4, 5, 7, 8]
+    assert [t.line for t in read_transcript(SAME / "zoom.vtt").turns][:2] == [4, 8]  # the cue's timing line
+
+
+def test_subtitle_and_table_forms_keep_end_times():
+    for name in ("zoom.vtt", "teams.vtt", "session.srt", "session.eaf"):
+        assert [t.end_s for t in read_transcript(SAME / name).turns][:2] == [11.5, 30.0], name
+    assert read_transcript(SAME / "session.csv").turns[0].end_s == 11.0
+
+
+def test_a_title_line_is_skipped_with_a_warning():
+    parsed = read_transcript(SAME / "colon_bracketed.txt")
+    assert len(parsed.turns) == 6
+    assert any("before the first speaker label" in w and "colon_bracketed.txt" in w for w in parsed.warnings)
+
+
+def test_otter_footer_is_not_a_turn():
+    parsed = read_transcript(SAME / "otter.txt")
+    assert "otter.ai" not in parsed.turns[-1].text
