@@ -32,18 +32,23 @@ def _timing_lines(text: str) -> list[tuple[int, float | None]]:
 
 
 class _Lines:
-    """Finds, cue by cue in order, the line of the timing line with the cue's start."""
+    """Finds, cue by cue in order, the line of the timing line with the cue's start; and the cues left out."""
 
     def __init__(self, text: str):
-        self.timings, self.next = _timing_lines(text), 0
+        self.timings, self.next, self.skipped = _timing_lines(text), 0, []
 
     def of(self, start: float | None) -> int:
         for i in range(self.next, len(self.timings)):
             number, seconds = self.timings[i]
-            if start is None or seconds is None or abs(seconds - start) < 0.002:
+            if start is None or (seconds is not None and abs(seconds - start) < 0.002):
+                self.skipped += [n for n, _ in self.timings[self.next:i]]
                 self.next = i + 1
                 return number
         return 0
+
+    def unread(self) -> list[int]:
+        """Lines of timing lines that no cue was read from (webvtt-py leaves a malformed cue out)."""
+        return self.skipped + [n for n, _ in self.timings[self.next:]]
 
 
 def _turn(raw: str, start: float | None, end: float | None, line: int) -> Turn | None:
@@ -79,6 +84,14 @@ def read_vtt(path: Path, text: str) -> Parsed:
         turn = _turn(caption.raw_text, start, end, lines.of(start))
         if turn:
             parsed.turns.append(turn)
+    unread = lines.unread()
+    if unread and not captions:
+        raise problem(path, "no cue could be read (the cue timing is malformed)", where=f"line {unread[0]}",
+                      hint="cue timings look like 00:00:03.000 --> 00:00:07.000; export the file again")
+    if unread:
+        parsed.warnings.append(f"{path}: {len(unread)} malformed cue(s) were left out (line "
+                               f"{', '.join(map(str, unread[:5]))}{' …' if len(unread) > 5 else ''}); "
+                               "check their timing lines.")
     return _finish(parsed, path)
 
 
@@ -88,7 +101,7 @@ def read_srt(path: Path, text: str) -> Parsed:
     try:
         subtitles = list(srt.parse(text))
     except srt.SRTParseError as exc:
-        line = text.count("\n", 0, exc.actual_start) + 1
+        line = text.count("\n", 0, exc.expected_start) + 1
         raise problem(path, "the file is not valid SubRip", where=f"line {line}",
                       hint="each cue needs a number, a line like 00:00:03,000 --> 00:00:07,000, and its text; "
                            "export it again") from None

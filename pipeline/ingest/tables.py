@@ -109,7 +109,7 @@ def _columns_by_content(rows: list[Row]) -> dict[str, tuple[int, float]]:
         if sum(map(_is_time, values)) >= 0.8 * len(values):
             if "end" not in columns:
                 columns["end" if "start" in columns else "start"] = (col, 1.0)
-        elif sum(bool(_LETTER.search(t)) for t in texts) >= 0.5 * len(texts):
+        elif sum(bool(_LETTER.search(t)) for t in texts) >= 0.8 * len(texts):
             others.append((col, sum(map(len, texts)) / len(texts), len(set(texts)) / len(texts)))
     if others:
         text = max(others, key=lambda c: c[1])
