@@ -1,0 +1,495 @@
+"""Applying a codebook: every rule run over session turns and IPR segments, every code applied with its evidence.
+
+The codes are suggestions for coders to review, so each row says which rule matched which text, with the exact
+character span in the unit's text (a turn's ``text``, a segment's ``recall_text``).
+
+Speed: a study of 1,000 pages must be coded in seconds.  All texts go through ``nlp.pipe`` once (a blank
+pipeline: tokenizer and lookup lemmas only); all phrases of all rules sit in one PhraseMatcher on lemmas,
+whose cost hardly grows with the number of phrases; token patterns (the spaCy Matcher, whose cost grows with
+every pattern) and regular expressions are for the few things phrases cannot say.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pandas as pd
+from spacy.matcher import Matcher, PhraseMatcher
+from spacy.tokens import Doc
+
+from pipeline.codebook import Code, Codebook, Rule
+from pipeline.nlp import Prepared, prepare, shared_nlp
+
+CODE_COLUMNS = ["unit_type", "unit_id", "code_id", "coder", "rule_id", "evidence", "start_char", "end_char"]
+
+# --- negation -------------------------------------------------------------------------------------------------
+
+NEGATION_CUES = {
+    "not", "n't", "never", "no", "nobody", "nothing", "none", "nowhere", "noone", "neither", "nor", "hardly",
+    "barely", "scarcely", "without", "cannot", "lack", "lacking",
+}
+# Words after which a cue does not negate what follows: "I don't know, I felt judged", "no wonder".
+NOT_NEGATING_AFTER = {"know", "only", "just", "matter", "mind", "doubt", "wonder", "kidding", "joke", "surprise"}
+CLAUSE_BREAKS = {".", ";", "!", "?", ",", ":", "but", "though", "although", "however", "yet", "--", "-", "…"}
+NEGATION_WINDOW = 5  # tokens looked back from the start of a match, within its clause
+
+
+def is_negated(doc: Doc, start: int) -> bool:
+    """Whether the match starting at token ``start`` is inside a negated clause.
+
+    Looks back at most NEGATION_WINDOW tokens and stops at a clause break; a negation word inside the match
+    itself ("you don't understand") belongs to the phrase and is never a negation of it.
+    """
+    for i in range(start - 1, max(-1, start - 1 - NEGATION_WINDOW), -1):
+        tok = doc[i]
+        low = tok.lower_
+        if low in CLAUSE_BREAKS:
+            return False
+        if low in NEGATION_CUES or tok.lemma_ == "not":
+            follower = doc[i + 1].lower_ if i + 1 < len(doc) else ""
+            if follower in NOT_NEGATING_AFTER or (low == "no" and follower in ("one's",)):
+                continue
+            return True
+    return False
+
+
+# --- annotations (transcription conventions) ------------------------------------------------------------------
+
+_ANNOTATION_ALIASES = {
+    "laughs": ("laugh", "laughs", "laughing", "laughter", "laughed", "chuckle", "chuckles", "chuckling", "giggle",
+               "giggles", "giggling", "lachen", "lacht"),
+    "sighs": ("sigh", "sighs", "sighing", "exhales", "breath", "breathes"),
+    "crying": ("cry", "cries", "crying", "cried", "tearful", "tears", "teary", "sob", "sobs", "sobbing", "sniff",
+              "sniffs", "sniffling"),
+    "pause": ("pause", "pauses", "silence", "silent", "long", "short", "."),
+    "inaudible": ("inaudible", "unintelligible", "indistinct"),
+    "unclear": ("unclear", "?"),
+    "crosstalk": ("crosstalk", "cross-talk", "overlap", "overlapping", "overtalk", "simultaneous"),
+}
+_ALIAS = {word: name for name, words in _ANNOTATION_ALIASES.items() for word in words}
+_KNOWN_IN_PARENS = "|".join(sorted((re.escape(w) for w in _ALIAS if w not in (".", "?", "long", "short")), key=len,
+                                   reverse=True))
+_ANNOTATION_RE = re.compile(
+    r"\[[^\[\]\n]{1,80}\]"                                   # [inaudible 00:12:31], [crosstalk], [laughs]
+    r"|\(\s*(?:\.+|\d+(?:\.\d+)?s?|\?+)\s*\)"                # (.), (..), (2.5), (3s), (?)
+    r"|\((?:long |short |brief )?(?:" + _KNOWN_IN_PARENS + r")\b[^()\n]{0,40}\)",  # (laughs), (long pause)
+    re.IGNORECASE,
+)
+
+
+def annotation_name(label: str) -> str:
+    """The canonical name of a convention: ``(laughing)``, ``[Laughter]`` and ``(chuckles)`` are all laughs."""
+    inner = label.strip().strip("[]()").strip().lower()
+    if not inner or re.fullmatch(r"[.\d\s]+s?", inner):
+        return "pause"
+    words = re.findall(r"[a-z?-]+", inner)
+    for w in words:
+        if w in _ALIAS and w not in ("long", "short"):
+            return _ALIAS[w]
+    if words and words[0] in ("long", "short") and len(words) == 1:
+        return "pause"
+    return re.sub(r"[^a-z_]", "", words[0]) if words else "note"
+
+
+def find_annotations(text: str) -> list[tuple[str, int, int]]:
+    """(name, start, end) of each transcription convention in ``text``.
+
+    Uses the ingest stage's finder when it is there (one definition of the conventions for the whole
+    pipeline, with its names: laughs, sighs, crying, pause, inaudible, unclear, crosstalk, interruption ...);
+    the finder here, with the same names, is the fallback.
+    """
+    finder = _external_finder()
+    if finder is not None:
+        return [(str(name), int(a), int(b)) for name, a, b in finder(text)]
+    return [(annotation_name(m.group()), m.start(), m.end()) for m in _ANNOTATION_RE.finditer(text)]
+
+
+# Conventions that are punctuation rather than inserted words: they stay in the text (a "--" ends a clause).
+NOT_CUT = {"interruption", "trailing_off"}
+
+
+_EXTERNAL: list = []
+
+
+def _external_finder() -> Callable | None:
+    if not _EXTERNAL:
+        try:
+            from pipeline.ingest.conventions import find_annotations as finder  # type: ignore
+        except Exception:  # not written yet, or broken: the finder here is enough
+            finder = None
+        _EXTERNAL.append(finder)
+    return _EXTERNAL[0]
+
+
+# --- units ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Unit:
+    """What a rule sees of one unit: its text (prepared for matching), its role and what came just before."""
+
+    unit_type: str
+    unit_id: str
+    role: str | None
+    text: str
+    prev_text: str | None = None  # the previous turn of the same transcript (structural rules)
+    prev_role: str | None = None
+    annotations: list[tuple[str, int, int]] = field(default_factory=list)
+    prepared: Prepared | None = None
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or str(value).strip() == ""
+
+
+def _turn_units(turns: pd.DataFrame) -> list[Unit]:
+    if turns is None or turns.empty:
+        return []
+    df = turns
+    if "kind" in df.columns:
+        df = df[df["kind"].astype(str) == "session"]
+    if df.empty:
+        return []
+    df = df.reset_index(drop=True)
+    group = df["transcript_id"].astype(str) if "transcript_id" in df.columns else pd.Series([""] * len(df))
+    order = df["seq"] if "seq" in df.columns else pd.Series(range(len(df)))
+    sorted_idx = sorted(range(len(df)), key=lambda i: (group.iat[i], order.iat[i], i))
+    texts = df["text"].tolist()
+    roles = df["role"].tolist() if "role" in df.columns else [None] * len(df)
+    ids = df["turn_id"].tolist() if "turn_id" in df.columns else [str(i) for i in range(len(df))]
+    units: list[Unit] = []
+    prev: int | None = None
+    for i in sorted_idx:
+        if prev is not None and group.iat[prev] != group.iat[i]:
+            prev = None
+        text = "" if _is_blank(texts[i]) else str(texts[i])
+        unit = Unit("turn", str(ids[i]), None if _is_blank(roles[i]) else str(roles[i]), text)
+        if prev is not None:
+            unit.prev_text = "" if _is_blank(texts[prev]) else str(texts[prev])
+            unit.prev_role = None if _is_blank(roles[prev]) else str(roles[prev])
+        units.append(unit)
+        prev = i
+    return [u for u in units if u.text.strip()]
+
+
+def _segment_units(segments: pd.DataFrame) -> list[Unit]:
+    if segments is None or segments.empty or "recall_text" not in segments.columns:
+        return []
+    roles = segments["participant"].tolist() if "participant" in segments.columns else [None] * len(segments)
+    out = []
+    for sid, role, text in zip(segments["segment_id"].tolist(), roles, segments["recall_text"].tolist()):
+        if not _is_blank(text):
+            out.append(Unit("segment", str(sid), None if _is_blank(role) else str(role), str(text)))
+    return out
+
+
+# --- structural rules -------------------------------------------------------------------------------------------
+
+
+def _positive_int(value: Any) -> str:
+    return "" if isinstance(value, int) and not isinstance(value, bool) and value > 0 else "must be a whole number > 0"
+
+
+def _one_of(*options: str) -> Callable[[Any], str]:
+    return lambda value: "" if value in options else "must be one of " + ", ".join(options)
+
+
+def _role(value: Any) -> str:
+    from pipeline.codebook import ROLES
+
+    return "" if value in ROLES or value == "any" else "must be a role (" + ", ".join(ROLES) + ") or any"
+
+
+_OPEN_QUESTION = re.compile(
+    r"\b(what|how|why|where|when|who|which|wh?at's|how's|tell me|say more|talk (?:more )?about|describe|"
+    r"walk me through|more about|go on|wonder(?:ing)? (?:what|how|if|whether))\b",
+    re.IGNORECASE,
+)
+
+
+def is_question(text: str, open_only: bool) -> bool:
+    """Whether a turn ends in a question (``open_only``: one inviting more than yes or no).
+
+    Looks at the last sentence that has a question mark, or at the last sentence when none has one ("Tell me
+    more about that." invites an answer too).
+    """
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+    if not sentences:
+        return False
+    asked = [s for s in sentences if "?" in s]
+    if not open_only:
+        return bool(asked)
+    last = asked[-1] if asked else sentences[-1]
+    return bool(_OPEN_QUESTION.search(last))
+
+
+@dataclass
+class Structure:
+    """A structural rule: a function of a unit and its parsed text, with the settings it accepts."""
+
+    find: Callable[[Unit, Doc, dict], list[tuple[int, int]]]  # token spans [start, end) of the evidence
+    params: dict[str, Callable[[Any], str]]  # name -> check returning '' or what is wrong
+    defaults: dict[str, Any]
+    doc: str
+
+
+def _minimal_response(unit: Unit, doc: Doc, params: dict) -> list[tuple[int, int]]:
+    """A turn of at most ``max_words`` words right after a (open) question by ``after_role``."""
+    if unit.prev_text is None:
+        return []
+    if params["after_role"] != "any" and unit.prev_role != params["after_role"]:
+        return []
+    if params["after"] != "any" and not is_question(unit.prev_text, open_only=params["after"] == "open_question"):
+        return []
+    words = [t for t in doc if t.is_alpha or t.like_num]
+    if not words or len(words) > params["max_words"]:
+        return []
+    content = [t.i for t in doc if not t.is_space]
+    return [(content[0], content[-1] + 1)]
+
+
+STRUCTURES: dict[str, Structure] = {
+    "minimal_response": Structure(
+        _minimal_response,
+        {"max_words": _positive_int, "after": _one_of("open_question", "question", "any"), "after_role": _role},
+        {"max_words": 3, "after": "open_question", "after_role": "therapist"},
+        "a turn of at most max_words words that answers a question (after: open_question, question or any) "
+        "asked by after_role in the turn just before",
+    ),
+}
+
+
+# --- the compiled codebook --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Compiled:
+    """A codebook's rules turned into matchers, ready to run over many texts."""
+
+    codebook: Codebook
+    rules: list[Rule]
+    codes: dict[str, Code]
+    phrase_lemma: PhraseMatcher
+    phrase_lower: PhraseMatcher
+    tokens: Matcher | None
+    regexes: list[tuple[int, re.Pattern]]
+    structures: list[int]
+    annotation_only: list[int]
+
+
+def compile_codebook(codebook: Codebook) -> Compiled:
+    nlp = shared_nlp()
+    rules = codebook.rules()
+    lemma = PhraseMatcher(nlp.vocab, attr="LEMMA")
+    lower = PhraseMatcher(nlp.vocab, attr="LOWER")
+    tokens = None
+    regexes, structures, annotation_only = [], [], []
+    for i, rule in enumerate(rules):
+        key = str(i)
+        if rule.phrases:
+            texts = [prepare(p).text for p in rule.phrases]
+            if rule.match == "lower":
+                lower.add(key, [nlp.make_doc(t) for t in texts])
+            else:
+                lemma.add(key, list(nlp.pipe(texts)))
+        elif rule.pattern:
+            tokens = tokens or Matcher(nlp.vocab)
+            tokens.add(key, [rule.pattern])
+        elif rule.regex:
+            regexes.append((i, re.compile(rule.regex)))
+        elif rule.structure:
+            structures.append(i)
+        elif rule.annotation:
+            annotation_only.append(i)
+    return Compiled(codebook, rules, {c.id: c for c in codebook.codes}, lemma, lower, tokens, regexes,
+                    structures, annotation_only)
+
+
+# --- applying ---------------------------------------------------------------------------------------------------
+
+
+def _annotations_of(unit: Unit) -> None:
+    text = unit.text
+    unit.annotations = find_annotations(text)
+    unit.prepared = prepare(text, [(a, b) for name, a, b in unit.annotations if name not in NOT_CUT])
+
+
+def _negation_ok(rule: Rule, doc: Doc, start_token: int) -> bool:
+    if rule.negated == "allow":
+        return True
+    negated = is_negated(doc, start_token)
+    return negated if rule.negated == "require" else not negated
+
+
+def _whole_words(doc: Doc, start: int, end: int) -> tuple[int, int]:
+    """Widen a token span to whole written words: "wasn't listening", not "n't listening"."""
+    while start > 0 and not doc[start - 1].whitespace_ and not doc[start - 1].is_punct and not doc[start].is_punct:
+        start -= 1
+    while end < len(doc) and not doc[end - 1].whitespace_ and not doc[end].is_punct and not doc[end - 1].is_punct:
+        end += 1
+    return start, end
+
+
+def _token_at(doc: Doc, char: int) -> int:
+    for tok in doc:
+        if tok.idx + len(tok) > char:
+            return tok.i
+    return len(doc)
+
+
+def _matches(comp: Compiled, unit: Unit, doc: Doc, allowed: set[int]) -> list[tuple[int, int, int]]:
+    """(rule index, start char, end char) in the prepared text, for the rules allowed for this unit."""
+    found: list[tuple[int, int, int]] = []
+    names = {name for name, _, _ in unit.annotations}
+    token_hits = list(comp.phrase_lemma(doc)) + list(comp.phrase_lower(doc))
+    if comp.tokens is not None:
+        token_hits += list(comp.tokens(doc))
+    for match_id, start, end in token_hits:
+        i = int(doc.vocab.strings[match_id])
+        if i not in allowed:
+            continue
+        rule = comp.rules[i]
+        if rule.annotation and rule.annotation not in names:
+            continue
+        if _negation_ok(rule, doc, start):
+            start, end = _whole_words(doc, start, end)
+            found.append((i, doc[start].idx, doc[end - 1].idx + len(doc[end - 1])))
+    for i, rx in comp.regexes:
+        if i not in allowed:
+            continue
+        rule = comp.rules[i]
+        if rule.annotation and rule.annotation not in names:
+            continue
+        for m in rx.finditer(unit.prepared.cased):
+            if m.end() > m.start() and _negation_ok(rule, doc, _token_at(doc, m.start())):
+                found.append((i, m.start(), m.end()))
+    for i in comp.structures:
+        if i not in allowed:
+            continue
+        rule = comp.rules[i]
+        if rule.annotation and rule.annotation not in names:
+            continue
+        for start, end in STRUCTURES[rule.structure].find(unit, doc, rule.params):
+            found.append((i, doc[start].idx, doc[end - 1].idx + len(doc[end - 1])))
+    return found
+
+
+def _keep_outermost(hits: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """One row per match: of overlapping matches of the same rule, keep the longest (the earliest on ties)."""
+    hits = sorted(set(hits), key=lambda h: (h[0], h[1], -(h[2] - h[1])))
+    out: list[tuple[int, int, int]] = []
+    for h in hits:
+        if out and out[-1][0] == h[0] and h[1] < out[-1][2]:
+            continue
+        out.append(h)
+    return out
+
+
+def apply_codebook(codebook: Codebook, turns: pd.DataFrame, segments: pd.DataFrame,
+                   compiled: Compiled | None = None) -> pd.DataFrame:
+    """The codes table (design.md, codes.parquet): one row per (unit, code, rule, match), coder ``auto``.
+
+    Session turns (``kind == 'session'``) are coded as turns with their speaker's role; IPR interview turns
+    are not (their unit is the segment); every segment with a recall is coded with its participant as role.
+    """
+    comp = compiled or compile_codebook(codebook)
+    units = _turn_units(turns) + _segment_units(segments)
+    allowed_by_scope: dict[tuple[str, str | None], set[int]] = {}
+    todo: list[tuple[Unit, set[int]]] = []
+    for unit in units:
+        key = (unit.unit_type, unit.role)
+        if key not in allowed_by_scope:
+            allowed_by_scope[key] = {
+                i for i, r in enumerate(comp.rules) if comp.codes[r.code_id].applies_to(unit.unit_type, unit.role)
+            }
+        allowed = allowed_by_scope[key]
+        if allowed:
+            _annotations_of(unit)
+            todo.append((unit, allowed))
+    rows: list[tuple] = []
+    nlp = shared_nlp()
+    docs = nlp.pipe((u.prepared.text for u, _ in todo), batch_size=1000)
+    for (unit, allowed), doc in zip(todo, docs):
+        hits = _matches(comp, unit, doc, allowed)
+        for i, rule in ((i, comp.rules[i]) for i in comp.annotation_only if i in allowed):
+            hits_ann = [(a, b) for name, a, b in unit.annotations if name == rule.annotation]
+            for a, b in hits_ann:
+                rows.append((unit.unit_type, unit.unit_id, rule.code_id, "auto", rule.id, unit.text[a:b], a, b))
+        for i, start, end in _keep_outermost(hits):
+            rule = comp.rules[i]
+            a, b = unit.prepared.span(start, end)
+            rows.append((unit.unit_type, unit.unit_id, rule.code_id, "auto", rule.id, unit.text[a:b], a, b))
+    table = pd.DataFrame(rows, columns=CODE_COLUMNS)
+    table["start_char"] = table["start_char"].astype("int64")
+    table["end_char"] = table["end_char"].astype("int64")
+    return table
+
+
+# --- evaluation -------------------------------------------------------------------------------------------------
+
+DEFAULT_FAMILIES = (
+    "rupture.withdrawal", "rupture.confrontation", "resolution", "recall.rupture", "recall.repair",
+    "recall.awareness",
+)
+
+
+def family_of(code_id: str, families: tuple[str, ...] | list[str]) -> str | None:
+    """The longest family that is the code or one of its ancestors."""
+    best = None
+    for fam in families:
+        if (code_id == fam or code_id.startswith(fam + ".")) and (best is None or len(fam) > len(best)):
+            best = fam
+    return best
+
+
+def predict_families(codebook: Codebook, labelled: pd.DataFrame, families=DEFAULT_FAMILIES,
+                     compiled: Compiled | None = None) -> list[set[str]]:
+    """For each labelled sentence, the families of the codes the codebook applies to it, on its own."""
+    labelled = labelled.reset_index(drop=True)
+    units = labelled["unit"].fillna("turn").astype(str).str.strip()
+    is_turn = units == "turn"
+    turns = pd.DataFrame({
+        "transcript_id": [f"L{i}" for i in labelled.index[is_turn]],  # each sentence alone: no context
+        "kind": "session", "seq": 0, "turn_id": [f"L{i}" for i in labelled.index[is_turn]],
+        "role": labelled.loc[is_turn, "role"].tolist(), "text": labelled.loc[is_turn, "text"].tolist(),
+    })
+    segments = pd.DataFrame({
+        "segment_id": [f"L{i}" for i in labelled.index[~is_turn]],
+        "participant": labelled.loc[~is_turn, "role"].tolist(),
+        "recall_text": labelled.loc[~is_turn, "text"].tolist(), "status": "aligned",
+    })
+    codes = apply_codebook(codebook, turns, segments, compiled)
+    predicted: list[set[str]] = [set() for _ in range(len(labelled))]
+    for uid, cid in zip(codes["unit_id"], codes["code_id"]):
+        fam = family_of(cid, families)
+        if fam:
+            predicted[int(uid[1:])].add(fam)
+    return predicted
+
+
+def evaluate(codebook: Codebook, labelled: pd.DataFrame, families=DEFAULT_FAMILIES) -> pd.DataFrame:
+    """Precision, recall and F1 of the codebook per family on labelled sentences.
+
+    ``labelled`` has the columns text, role, unit (turn or segment) and families (``;``-separated, empty for
+    none).  A sentence counts as a hit for a family when any code of that family is applied to it.
+    ``n`` is the number of sentences labelled with the family.
+    """
+    labelled = labelled.reset_index(drop=True)
+    predicted = predict_families(codebook, labelled, families)
+    gold = [
+        {f.strip() for f in str(v).split(";") if f.strip()} if not _is_blank(v) else set()
+        for v in labelled["families"].tolist()
+    ]
+    rows = []
+    for fam in families:
+        tp = sum(1 for g, p in zip(gold, predicted) if fam in g and fam in p)
+        fp = sum(1 for g, p in zip(gold, predicted) if fam not in g and fam in p)
+        fn = sum(1 for g, p in zip(gold, predicted) if fam in g and fam not in p)
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append({"family": fam, "precision": round(precision, 3), "recall": round(recall, 3),
+                     "f1": round(f1, 3), "n": tp + fn, "tp": tp, "fp": fp, "fn": fn})
+    return pd.DataFrame(rows)
