@@ -71,6 +71,10 @@ def read_transcript(path: Path, stop_patterns: Sequence[str] = ()) -> Parsed:
     if not parsed.turns:
         raise problem(path, "no turns found (the file holds no transcript text)",
                       hint="check that this is the transcript, exported with its text")
+    unlabelled = sum(not t.speaker for t in parsed.turns)
+    if unlabelled:
+        parsed.warnings.append(f"{path}: {unlabelled} turn(s) name no speaker, so their speaker is empty and their "
+                               "role unknown; export the transcript with speaker names if the tool can.")
     return parsed
 
 

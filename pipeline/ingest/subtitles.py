@@ -2,7 +2,7 @@
 
 Each cue is one turn, with its start and end; consecutive cues of one speaker stay separate turns (the cue is
 the unit the tool timed).  The speaker is Teams' voice span ``<v Name>`` (its ``</v>`` is often missing), or
-Zoom's ``Name:`` at the start of the cue text; without either the speaker is empty, with one warning.  A turn's
+Zoom's ``Name:`` at the start of the cue text; without either the speaker is empty.  A turn's
 line is the line of its cue's timing (``00:00:03.000 --> …``) in the file.
 """
 
@@ -60,15 +60,6 @@ def _turn(raw: str, start: float | None, end: float | None, line: int) -> Turn |
     return Turn(speaker=speaker, text=text, start_s=start, end_s=end, line=line) if text else None
 
 
-def _finish(parsed: Parsed, path: Path) -> Parsed:
-    unlabelled = sum(not t.speaker for t in parsed.turns)
-    if unlabelled:
-        parsed.warnings.append(f"{path}: {unlabelled} cue(s) name no speaker (no <v Name> and no \"Name:\"), "
-                               "so their speaker is empty; export the subtitles with speaker names if the tool "
-                               "can.")
-    return parsed
-
-
 def read_vtt(path: Path, text: str) -> Parsed:
     import webvtt
 
@@ -92,7 +83,7 @@ def read_vtt(path: Path, text: str) -> Parsed:
         parsed.warnings.append(f"{path}: {len(unread)} malformed cue(s) were left out (line "
                                f"{', '.join(map(str, unread[:5]))}{' …' if len(unread) > 5 else ''}); "
                                "check their timing lines.")
-    return _finish(parsed, path)
+    return parsed
 
 
 def read_srt(path: Path, text: str) -> Parsed:
@@ -111,4 +102,4 @@ def read_srt(path: Path, text: str) -> Parsed:
         turn = _turn(sub.content, start, end, lines.of(start))
         if turn:
             parsed.turns.append(turn)
-    return _finish(parsed, path)
+    return parsed

@@ -184,7 +184,7 @@ def read_csv(path: Path, text: str) -> Parsed:
 
 
 def read_xlsx(path: Path) -> Parsed:
-    """An Excel transcript table: the first sheet that holds one."""
+    """An Excel transcript table: the sheet with the most turns (not a cover sheet of study details)."""
     import openpyxl  # imported here: a study without workbooks does not pay for it
 
     try:
@@ -193,14 +193,18 @@ def read_xlsx(path: Path) -> Parsed:
         raise problem(path, f"the file is not a readable Excel workbook ({type(exc).__name__}: {exc})",
                       hint="open it in Excel and save it again as .xlsx, or export the table as .csv") from None
     try:
+        found = []
         for sheet in book.worksheets:
             rows = [(n, list(cells)) for n, cells in enumerate(sheet.iter_rows(values_only=True), 1)]
-            parsed = table_turns(rows, f"{path}, sheet {sheet.title}")
+            name = f"{path}, sheet {sheet.title}" if len(book.worksheets) > 1 else str(path)
+            parsed = table_turns(rows, name)
             if parsed is not None and parsed.turns:
-                return parsed
+                found.append(parsed)
     finally:
         book.close()
-    raise no_columns(path)
+    if not found:
+        raise no_columns(path)
+    return max(found, key=lambda p: len(p.turns))
 
 
 def read_word_tables(path: Path, tables: Sequence[list[list[str]]]) -> Parsed:
