@@ -9,7 +9,6 @@ from pathlib import Path
 
 import docx
 import openpyxl
-import pytest
 
 from pipeline.ingest.readers import read_transcript
 

@@ -70,9 +70,9 @@ def test_stops_in_tables_and_subtitles(tmp_path):
     book.save(tmp_path / "t.xlsx")
     parsed = read_transcript(tmp_path / "t.xlsx")
     assert stops(parsed) == [(3723, 3, 1)] and parsed.turns[1].text == "What now?"
-    (tmp_path / "t.vtt").write_text("WEBVTT\n\n1\n00:01.000 --> 00:02.000\nI: Ready?\n\n2\n00:03.000 --> 00:04.000\n"
-                                    "[Video paused at 00:04:12]\n\n3\n00:05.000 --> 00:06.000\nC: There.\n",
-                                    encoding="utf-8")
+    vtt = ("WEBVTT\n\n1\n00:01.000 --> 00:02.000\nI: Ready?\n\n2\n00:03.000 --> 00:04.000\n"
+           "[Video paused at 00:04:12]\n\n3\n00:05.000 --> 00:06.000\nC: There.\n")
+    (tmp_path / "t.vtt").write_text(vtt, encoding="utf-8")
     parsed = read_transcript(tmp_path / "t.vtt")
     assert stops(parsed) == [(252, 8, 1)] and len(parsed.turns) == 2
     assert not parsed.warnings  # the marker's cue is no turn without a speaker
@@ -80,5 +80,6 @@ def test_stops_in_tables_and_subtitles(tmp_path):
 
 def test_a_time_in_an_annotation_or_a_pause_is_no_stop(tmp_path):
     path = tmp_path / "t.txt"
-    path.write_text("I: Go on. (2.0)\n[inaudible 00:12:31]\nC: (pause) I stopped at 4:12 then.\n", encoding="utf-8")
+    path.write_text("I: Go on. (2.0)\n[inaudible 00:12:31]\nC: (pause) I stopped at 4:12 then.\n",
+                    encoding="utf-8")
     assert read_transcript(path).stops == []

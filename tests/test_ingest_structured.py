@@ -24,7 +24,8 @@ def test_teams_vtt_voice_spans_and_consecutive_cues_of_one_speaker(tmp_path):
     text = ("WEBVTT\n\nNOTE exported from Teams\n\n"
             "0a1b2c3d-0000-4e51-8b0a-2f6d9c1e7a10/1-0\n00:00:01.000 --> 00:00:02.500\n<v Dr. Ruiz>Hello.</v>\n\n"
             "0a1b2c3d-0000-4e51-8b0a-2f6d9c1e7a10/1-1\n00:00:02.500 --> 00:00:04.000\n<v Dr. Ruiz>How are you?\n\n"
-            "0a1b2c3d-0000-4e51-8b0a-2f6d9c1e7a10/2-0\n01:00:05.000 --> 01:00:06.000\n<v.loud Jo>Fine: thanks.</v>\n")
+            "0a1b2c3d-0000-4e51-8b0a-2f6d9c1e7a10/2-0\n01:00:05.000 --> 01:00:06.000\n"
+            "<v.loud Jo>Fine: thanks.</v>\n")
     assert rows(write(tmp_path, "t.vtt", text)) == [
         ("Dr. Ruiz", 1.0, 2.5, "Hello."), ("Dr. Ruiz", 2.5, 4.0, "How are you?"),
         ("Jo", 3605.0, 3606.0, "Fine: thanks."),

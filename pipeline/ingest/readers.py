@@ -73,8 +73,8 @@ def read_transcript(path: Path, stop_patterns: Sequence[str] = ()) -> Parsed:
                       hint="check that this is the transcript, exported with its text")
     unlabelled = sum(not t.speaker for t in parsed.turns)
     if unlabelled:
-        parsed.warnings.append(f"{path}: {unlabelled} turn(s) name no speaker, so their speaker is empty and their "
-                               "role unknown; export the transcript with speaker names if the tool can.")
+        parsed.warnings.append(f"{path}: {unlabelled} turn(s) name no speaker, so their speaker is empty and "
+                               "their role unknown; export the transcript with speaker names if the tool can.")
     return parsed
 
 
