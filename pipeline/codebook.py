@@ -292,6 +292,7 @@ class _Checker:
         code.name = self.text(item, "name", what)
         parent = self.text(item, "parent", what)
         code.parent = parent or None
+        code._parent_line = _line(item, "parent")  # type: ignore[attr-defined]
         code.brief = self.text(item, "brief", what)
         code.definition = self.text(item, "definition", what)
         code.when_to_use = self.text(item, "when_to_use", what)
@@ -446,20 +447,25 @@ class _Checker:
                     self.add(code.line, f"code '{code.id}': unknown parent '{implied}'",
                              f"add a code with the ID '{implied}' (parents are codes too)")
             elif code.parent is not None and code.parent not in ids:
-                self.add(code.line, f"code '{code.id}': unknown parent '{code.parent}'")
+                self.add(getattr(code, "_parent_line", code.line), f"code '{code.id}': unknown parent '{code.parent}'",
+                         "the parent must be the ID of another code")
                 code.parent = None
         by_id = {c.id: c for c in book.codes}
+        in_cycle: set[str] = set()
         for code in book.codes:
             chain, node = [code.id], code
             while node.parent is not None and node.parent in by_id:
                 if node.parent in chain:
-                    self.add(code.line, f"code '{code.id}': its parents form a cycle: "
-                             + " -> ".join(chain[chain.index(node.parent):] + [node.parent]),
-                             "a code cannot be its own ancestor")
-                    code.parent = None  # so that inheritance below terminates
+                    if code.id in chain[chain.index(node.parent):]:  # the code is on the cycle itself
+                        in_cycle.add(code.id)
+                        self.add(code.line, f"code '{code.id}': its parents form a cycle: "
+                                 + " -> ".join(chain[chain.index(node.parent):] + [node.parent]),
+                                 "a code cannot be its own ancestor")
                     break
                 chain.append(node.parent)
                 node = by_id[node.parent]
+        for cid in in_cycle:  # cut the cycles so that inheritance below terminates
+            by_id[cid].parent = None
         for code in book.codes:  # inherit units and roles from the nearest ancestor that gives them
             for attr, own in (("units", "_own_units"), ("roles", "_own_roles")):
                 node = code
@@ -467,7 +473,7 @@ class _Checker:
                     node = by_id[node.parent]
                 setattr(code, attr, getattr(node, attr))
         for code in book.codes:
-            for attr in ("_own_units", "_own_roles"):
+            for attr in ("_own_units", "_own_roles", "_parent_line"):
                 code.__dict__.pop(attr, None)
             if not _can_apply(code):
                 self.add(code.line, f"code '{code.id}' can apply to no unit: units {list(code.units)}, "

@@ -85,3 +85,63 @@ def test_load_raises_input_error_with_every_problem(tmp_path):
     lines = [p.where for p in err.value.problems]
     assert "line 3" in lines and "line 7" in lines
     assert all(p.file == str(path) for p in err.value.problems)
+
+
+def expected_problems(path: Path) -> list[tuple[int, str]]:
+    return [
+        (n, line.split("# expect:")[1].strip())
+        for n, line in enumerate(path.read_text().splitlines(), start=1)
+        if "# expect:" in line
+    ]
+
+
+def test_validate_reports_every_problem_with_its_line():
+    path = DATA / "codebooks" / "every_error.yaml"
+    problems = validate_codebook(path)
+    expected = expected_problems(path)
+    assert len(expected) > 25
+    for line, text in expected:
+        assert any(p.where == f"line {line}" and text in str(p) for p in problems), (line, text, problems)
+    # ... and nothing else: every problem reported is one of the expected ones.
+    assert {(p.where, True) for p in problems} <= {(f"line {n}", True) for n, _ in expected}, problems
+    assert all(p.file == str(path) for p in problems)
+    lines = [int(p.where.split()[1]) for p in problems]
+    assert lines == sorted(lines)  # in file order
+
+
+def test_problems_read_as_one_line_each():
+    problems = validate_codebook(DATA / "codebooks" / "every_error.yaml")
+    for p in problems:
+        assert "\n" not in str(p) and str(p).startswith(str(DATA / "codebooks" / "every_error.yaml") + ", line ")
+
+
+@pytest.mark.parametrize("text, where, message", [
+    ("title: x\ncodes:\n  - id: a\n    name: [unclosed\n", "line 5", "not valid YAML"),
+    ("- just\n- a list\n", "line 1", "must be a mapping"),
+    ("title: x\n", "line 1", "no codes"),
+    ("version: 1\ncodes:\n  - {id: a, name: A, definition: d}\n", "line 1", "no title"),
+    ("title: x\ncodes: []\n", "line 2", "no codes"),
+    ("title: x\nchangelog: first\ncodes:\n  - {id: a, name: A, definition: d}\n", "line 2", "changelog"),
+    ("title: x\ncodes:\n  - {name: A, definition: d}\n", "line 3", "without an 'id'"),
+    ("title: x\ncodes:\n  - {id: a, name: A, definition: d, examples: {a: 1}}\n", "line 3", "examples"),
+    ("title: x\ncodes:\n  - {id: a, name: A, definition: d, rules: {phrases: [x]}}\n", "line 3", "must be a list"),
+    ("title: x\ncodes:\n  - {id: a, name: A, definition: [d]}\n", "line 3", "must be text"),
+])
+def test_whole_file_problems(tmp_path, text, where, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    problems = validate_codebook(path)
+    assert any(p.where == where and message in p.message for p in problems), problems
+
+
+def test_missing_file_and_bad_encoding(tmp_path):
+    assert "cannot read" in validate_codebook(tmp_path / "missing.yaml")[0].message
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("title: caf\xe9\n".encode("latin-1"))
+    assert "UTF-8" in validate_codebook(path)[0].message
+
+
+def test_yes_and_no_stay_phrases(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("title: x\ncodes:\n  - id: a\n    name: A\n    definition: d\n    rules:\n      - phrases: [no, yes, on]\n")
+    assert load_codebook(path).get("a").rules[0].phrases == ["no", "yes", "on"]
