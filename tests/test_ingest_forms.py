@@ -126,3 +126,16 @@ def test_a_title_line_is_skipped_with_a_warning():
 def test_otter_footer_is_not_a_turn():
     parsed = read_transcript(SAME / "otter.txt")
     assert "otter.ai" not in parsed.turns[-1].text
+
+
+def test_docx_label_only_paragraphs_and_teams_headings_with_a_tab(tmp_path):
+    path = save_docx(tmp_path / "t.docx", ["T: How are you?", "C: Fine.", "Really fine.", "", "T: Good."])
+    parsed = read_transcript(path)
+    assert [(t.speaker, t.text, t.start_s, t.line) for t in parsed.turns] == [
+        ("T", "How are you?", None, 1), ("C", "Fine. Really fine.", None, 2), ("T", "Good.", None, 5)]
+    path = save_docx(tmp_path / "teams.docx", ["Transcript", "March 1, 2024, 10:00AM", ("Ruiz, Ana\t0:03", "Hi."),
+                                               ("Doe, Jane (Guest)\t1:02:03", "Hello.", "Still me.")])
+    parsed = read_transcript(path)
+    assert [(t.speaker, t.text, t.start_s, t.line) for t in parsed.turns] == [
+        ("Ruiz, Ana", "Hi.", 3, 3), ("Doe, Jane (Guest)", "Hello. Still me.", 3723, 4)]
+    assert any("2 paragraph(s) before the first speaker label" in w for w in parsed.warnings)

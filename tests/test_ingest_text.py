@@ -133,3 +133,10 @@ def test_guess_encoding():
     assert guess_encoding("T: é".encode("cp1252")) == "cp1252"
     assert guess_encoding("T: hi".encode("utf-16-le")) == "utf-16-le"
     assert guess_encoding("T: hi".encode("utf-16-be")) == "utf-16-be"
+
+
+def test_subtitles_saved_as_txt_are_read_as_subtitles(tmp_path):
+    for name in ("zoom.vtt", "session.srt"):
+        path = write(tmp_path, (SAME / name).read_text(encoding="utf-8"), f"{name}.txt")
+        parsed = read_transcript(path)
+        assert len(parsed.turns) == 6 and parsed.turns[0].end_s == 11.5, name

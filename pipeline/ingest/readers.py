@@ -8,6 +8,7 @@ the turns here, the same way for every form.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,10 +23,22 @@ from pipeline.ingest.text import read_text_file
 from pipeline.ingest.word import read_docx
 
 Reader = Callable[[Path, Sequence[str]], Parsed]
+_SRT_START = re.compile(r"^\s*\d+\s*\n\s*\d[\d:,.]*\s*-->")
+
+
+def _read_txt(path: Path, stop_patterns: Sequence[str]) -> Parsed:
+    """Plain text, unless it is subtitles saved as .txt (a WEBVTT header, or a SubRip first cue)."""
+    text = read_text(path)
+    if text.lstrip().startswith("WEBVTT"):
+        return read_vtt(path, text)
+    if _SRT_START.match(text):
+        return read_srt(path, text)
+    return read_text_file(path, text, stop_patterns)
+
 
 READERS: dict[str, tuple[str, Reader]] = {
     ".docx": ("a Word document", read_docx),
-    ".txt": ("plain text", lambda p, s: read_text_file(p, read_text(p), s)),
+    ".txt": ("plain text", _read_txt),
     ".vtt": ("WebVTT subtitles", lambda p, s: read_vtt(p, read_text(p))),
     ".srt": ("SubRip subtitles", lambda p, s: read_srt(p, read_text(p))),
     ".csv": ("a CSV table", lambda p, s: read_csv(p, read_text(p))),
