@@ -89,3 +89,8 @@ def test_elan_unaligned_time_slot_gives_no_time(tmp_path):
         '<TIME_SLOT TIME_SLOT_ID="ts12" TIME_VALUE="75000"/>', '<TIME_SLOT TIME_SLOT_ID="ts12"/>')
     parsed = read_transcript(write(tmp_path, "t.eaf", text))
     assert parsed.turns[-1].end_s is None and parsed.turns[-1].start_s == 70.0
+
+
+def test_a_turn_number_column_is_not_the_text(tmp_path):
+    text = "Turn number,Line no,Speaker,Turn\n1,3,T,Hello.\n2,4,C,Hi.\n"
+    assert [(s, t) for s, _, _, t in rows(write(tmp_path, "t.csv", text))] == [("T", "Hello."), ("C", "Hi.")]

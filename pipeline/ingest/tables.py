@@ -36,6 +36,7 @@ _NOT_LETTERS = re.compile(r"[^a-z]+")
 _MS = re.compile(r"\b(?:ms|msec|millisec\w*)\b")
 _NUMBER = re.compile(r"^-?\d+(?:[.,]\d+)?$")
 _LETTER = re.compile(r"[^\W\d_]")
+_COUNTER = {"number", "no", "nr", "num", "id", "index", "count", "seq"}
 
 
 def _header_kind(cell: object) -> tuple[str, int, float] | None:
@@ -43,7 +44,9 @@ def _header_kind(cell: object) -> tuple[str, int, float] | None:
     if cell is None:
         return None
     name = " ".join(_NOT_LETTERS.sub(" ", str(cell).lower()).split())
-    found = _RANK.get(name) or (_RANK.get(name.split()[0]) if name else None)
+    if not name or _COUNTER.intersection(name.split()):  # "Turn number", "Line no": a count, not the text
+        return None
+    found = _RANK.get(name) or _RANK.get(name.split()[0])
     if not found:
         return None
     return found[0], found[1], 0.001 if _MS.search(name) else 1.0
