@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 from pipeline.cli import main
 from pipeline.timecode import parse_time
 
-from .conftest import REPO
+from conftest import REPO
 
 DESIGN_COLUMNS = {
     "turns": ["transcript_id", "case", "session", "kind", "participant", "turn_id", "seq", "speaker", "role",
@@ -65,7 +65,8 @@ def _expected():
 def test_each_demo_stop_aligns_with_the_turn_it_is_about(analyzed, row):
     _, tables, _ = analyzed
     tid = row["file"].rsplit(".", 1)[0]
-    seg = tables["segments"].query("transcript_id == @tid and stop_no == @int(@row['stop_no'])")
+    segs = tables["segments"]
+    seg = segs[(segs["transcript_id"] == tid) & (segs["stop_no"] == int(row["stop_no"]))]
     assert len(seg) == 1
     seg = seg.iloc[0]
     assert seg["status"] == "aligned"
@@ -89,7 +90,7 @@ def test_planted_moments_are_coded(analyzed):
         if not row["families"]:
             continue
         tid = row["file"].rsplit(".", 1)[0]
-        seg = segs.query("transcript_id == @tid and stop_no == @int(@row['stop_no'])").iloc[0]
+        seg = segs[(segs["transcript_id"] == tid) & (segs["stop_no"] == int(row["stop_no"]))].iloc[0]
         window = seg["session_turn_ids"].split(";")[-2:]  # the turn on screen and the one before it
         coded = auto[auto["unit_id"].isin(window)]["code_id"]
         for fam in row["families"].split(";"):
