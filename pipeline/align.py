@@ -172,9 +172,10 @@ def link_participants(seg: pd.DataFrame) -> list[str]:
     for _, group in ok.groupby(["case", "session"]):
         rows = list(group.itertuples())
         for a in rows:
-            other = [b.segment_id for b in rows if b.participant != a.participant
-                     and max(a.window_start_s, b.window_start_s) <= min(a.window_end_s, b.window_end_s)]
-            links[seg.index.get_loc(a.Index)] = ";".join(other)
+            other = sorted((abs(b.session_s - a.session_s), b.segment_id) for b in rows
+                           if b.participant != a.participant
+                           and max(a.window_start_s, b.window_start_s) <= min(a.window_end_s, b.window_end_s))
+            links[seg.index.get_loc(a.Index)] = ";".join(sid for _, sid in other)  # the nearest stop first
     return links
 
 
