@@ -7,14 +7,19 @@ exceeds Excel's limit.  Readable: bold frozen header, filters, wrapped text, wid
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-EXCEL_CELL_LIMIT = 32767
+EXCEL_CELL_LIMIT = 32767  # characters as Excel counts them: UTF-16 code units
 CUT_NOTE = " […cut: the full text is longer than a spreadsheet cell holds]"
+# Control characters that XML 1.0 (and so .xlsx) cannot hold; Word's vertical tab (manual line break) and
+# form feed become a line break, the rest a space.
+_BREAKS = re.compile(r"[\x0b\x0c]")
+_ILLEGAL = re.compile(r"[\x00-\x08\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 HEADER_FILL = PatternFill("solid", fgColor="DDE5F0")
 WRAP = Alignment(wrap_text=True, vertical="top")
 TOP = Alignment(vertical="top")
@@ -26,11 +31,30 @@ def cell_value(value):
         return None
     if isinstance(value, float) and math.isnan(value):
         return None
+    if type(value).__name__ in ("NAType", "NaTType"):  # pandas' missing values
+        return None
     if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
         value = value.item()
-    if isinstance(value, str) and len(value) > EXCEL_CELL_LIMIT:
-        value = value[: EXCEL_CELL_LIMIT - len(CUT_NOTE)] + CUT_NOTE
+    if isinstance(value, str):
+        value = _ILLEGAL.sub(" ", _BREAKS.sub("\n", value))
+        if _excel_len(value) > EXCEL_CELL_LIMIT:
+            value = _cut(value, EXCEL_CELL_LIMIT - _excel_len(CUT_NOTE)) + CUT_NOTE
     return value
+
+
+def _excel_len(text: str) -> int:
+    """Length as Excel counts it (UTF-16 code units: an emoji counts twice)."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def _cut(text: str, limit: int) -> str:
+    """The longest start of ``text`` that Excel counts as at most ``limit`` characters."""
+    n = 0
+    for i, ch in enumerate(text):
+        n += 2 if ord(ch) > 0xFFFF else 1
+        if n > limit:
+            return text[:i]
+    return text
 
 
 def set_cell(ws: Worksheet, row: int, col: int, value, wrap: bool = False):
@@ -43,8 +67,8 @@ def set_cell(ws: Worksheet, row: int, col: int, value, wrap: bool = False):
     return cell
 
 
-def write_table(ws: Worksheet, header: Sequence[str], rows: Iterable[Sequence], widths: dict[str, float] | None = None,
-                wrap: Sequence[str] = (), start_row: int = 1) -> int:
+def write_table(ws: Worksheet, header: Sequence[str], rows: Iterable[Sequence],
+                widths: dict[str, float] | None = None, wrap: Sequence[str] = (), start_row: int = 1) -> int:
     """Write a header and rows; returns the last row written.  ``widths`` by header name (characters)."""
     widths = widths or {}
     for c, name in enumerate(header, 1):
@@ -65,7 +89,8 @@ def write_table(ws: Worksheet, header: Sequence[str], rows: Iterable[Sequence], 
     return r
 
 
-def row_height(texts: Iterable[str | None], widths: Iterable[float], line_pt: float = 15.0, most: int = 12) -> float:
+def row_height(texts: Iterable[str | None], widths: Iterable[float], line_pt: float = 15.0,
+               most: int = 12) -> float:
     """A row height that shows wrapped text without a wall of blank space (Excel does not fit it on its own)."""
     lines = 1
     for text, width in zip(texts, widths, strict=False):
