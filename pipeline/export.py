@@ -2,8 +2,11 @@
 
 A coder's entries are the most expensive data of a study.  So every run first reads every workbook, and a
 workbook is rewritten only when what it shows (its units, the suggestions, the codebook) changed; then the
-coder's codes and memos are carried into the new one, codes of units that disappeared move to a ``Removed units``
-sheet, and the previous file is kept in ``.backup/``.
+coder's codes, memos and own columns are carried into the new one, codes of units that disappeared move to a
+``Removed units`` sheet (with the date they were removed), and the previous file is kept in ``.backup/``.
+
+Coders may sort, filter, hide columns and add columns of their own: entries are read by ``unit_id`` and by
+column name, never by position.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
 from openpyxl import Workbook, load_workbook
+from openpyxl.packaging.custom import StringProperty
+from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
@@ -29,23 +33,36 @@ from .xlsx import row_height, set_cell, write_table
 UNIT_SHEETS = {"Turns": "turn", "Segments": "segment"}
 REMOVED_SHEET = "Removed units"
 MIN_CODE_COLUMNS = 3
+FORMAT_VERSION = "2"  # part of every workbook's digest: a new layout refreshes the workbooks (entries carried)
+DIGEST_PROPERTY = "ipr_digest"
 _CODE_COL = re.compile(r"^code\s*(\d+)$", re.I)
-ENTRY_COLUMNS = ["coder", "transcript_id", "unit_type", "unit_id", "codes", "memo", "workbook", "sheet", "row"]
+_CODE_SPLIT = re.compile(r"[;,\s]+")
+ENTRY_COLUMNS = ["coder", "transcript_id", "unit_type", "unit_id", "codes", "memo", "workbook", "sheet", "row",
+                 "removed_on", "extra"]
+SESSION_HEADER = ["unit_id", "#", "time", "speaker", "role", "text", "suggested codes", "evidence"]
+SEGMENT_HEADER = ["unit_id", "stop", "video time", "status", "session excerpt", "recall", "suggested codes",
+                  "evidence", "note"]
+REMOVED_HEADER = ["unit_id", "unit_type", "removed on"]
+# Columns the pipeline writes; any other named column is the coder's own and is carried over as it is.
+_OURS = {h.lower() for h in SESSION_HEADER + SEGMENT_HEADER + REMOVED_HEADER} | {"memo", "codes"}
+BLIND_NOTE = "(hidden: blind coding)"
+CODER_FILL = PatternFill("solid", fgColor="FFF2CC")
 
 HOW_TO_CODE = [
     "How to code",
     "",
     "Each row is one unit: a session turn (sheet Turns) or an IPR stop with its recall (sheet Segments).",
-    "Read the unit with its context. 'suggested codes' are what the codebook's rules found automatically, with the "
-    "words that matched in 'evidence': accept one by choosing it in a 'code' column, ignore it to reject it.",
-    "Choose codes from the drop-down lists in 'code 1', 'code 2', 'code 3' (IDs of the sheet Codebook). "
-    "Write anything else in 'memo'.",
-    "You may sort, filter, hide columns and add columns of your own. Do not change or delete 'unit_id': it ties your "
-    "codes to the transcript.",
+    "Read the unit with its context. 'suggested codes' are what the codebook's rules found automatically, with "
+    "the words that matched in 'evidence': accept one by choosing it in a 'code' column, ignore it to reject it.",
+    "Choose codes from the drop-down lists in 'code 1', 'code 2', 'code 3' (IDs of the sheet Codebook); one code "
+    "per cell. Need more? Add a column named 'code 4' (and so on). Write anything else in 'memo'.",
+    "You may sort, filter, hide columns and add columns of your own (they are kept). Do not change or delete "
+    "'unit_id': it ties your codes to the transcript.",
     "Save the workbook as .xlsx where it is and close it; the next run reads your codes back and never overwrites "
     "them. If a transcript changes, your codes stay with their unit; codes of units that no longer exist move to "
-    "the sheet 'Removed units'.",
-    "A unit counts as coded when you gave it at least one code or wrote a memo.",
+    "the sheet 'Removed units'. The previous version of the workbook is kept in the folder .backup.",
+    "A unit counts as coded when you gave it at least one code or wrote a memo: only coded units enter the "
+    "agreement between coders, so write a memo (for example 'none') on a unit you read and found nothing in.",
 ]
 
 
@@ -68,84 +85,163 @@ def _workbooks(study):
                 yield coder_dir.name, wb
 
 
-def read_workbooks(study, code_ids: set[str]) -> ReadBack:
-    """Every coder's entries: codes and memos per unit, from the unit sheet and the ``Removed units`` sheet."""
+def lock_file(path: Path) -> Path | None:
+    """The lock file Excel (``~$name.xlsx``, the first characters of a long name dropped) or LibreOffice
+    (``.~lock.name.xlsx#``) keeps beside a workbook while it is open; None when there is none."""
+    folder, name = path.parent, path.name
+    candidates = [folder / f".~lock.{name}#"] + [folder / f"~${name[k:]}" for k in range(3)]
+    return next((p for p in candidates if p.exists()), None)
+
+
+def read_workbooks(study, code_ids) -> ReadBack:
+    """Every coder's entries: codes, memos and own columns per unit, from the unit sheet and ``Removed units``."""
     rows: list[dict] = []
     problems: list[Problem] = []
     for coder, path in _workbooks(study):
         rel = path.relative_to(study.root).as_posix()
-        if (path.parent / f"~${path.name}").exists():
-            problems.append(Problem(rel, "is open in Excel or LibreOffice (its lock file is there)",
-                                    hint="save and close it, then run again"))
-            continue
-        try:
-            wb = load_workbook(path, read_only=True, data_only=True)
-        except (zipfile.BadZipFile, OSError, KeyError, ValueError) as e:
-            problems.append(Problem(rel, f"is not a readable Excel workbook ({type(e).__name__})",
-                                    hint="restore it from data/coded/<coder>/.backup/, or delete it to have it "
-                                         "written anew"))
-            continue
-        try:
-            found = False
-            for sheet in wb.sheetnames:
-                unit_type = UNIT_SHEETS.get(sheet)
-                if unit_type is None and sheet != REMOVED_SHEET:
-                    continue
-                found = found or unit_type is not None
-                rows += _read_sheet(wb[sheet], coder, path.stem, unit_type, rel, code_ids, problems)
-            if not found:
-                problems.append(Problem(rel, "has no sheet named Turns or Segments",
-                                        hint="rename the sheet back, or restore the workbook from .backup/"))
-        finally:
-            wb.close()
+        found, trouble = read_workbook(path, rel, coder, code_ids)
+        rows += found
+        problems += trouble
     return ReadBack(pd.DataFrame(rows, columns=ENTRY_COLUMNS), problems)
 
 
-def _read_sheet(ws, coder, transcript_id, unit_type, rel, code_ids, problems) -> list[dict]:
-    it = ws.iter_rows(values_only=True)
-    header = next(it, None)
-    if header is None:
+def read_workbook(path: Path, rel: str, coder: str, code_ids) -> tuple[list[dict], list[Problem]]:
+    """One workbook's entries and problems (``rel``: the name used in messages)."""
+    problems: list[Problem] = []
+    lock = lock_file(path)
+    if lock is not None:
+        return [], [Problem(rel, "is open in Excel or LibreOffice (its lock file is there)",
+                            hint=f"save and close it, then run again; if it is not open, delete {lock.name}")]
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception as e:  # noqa: BLE001 (a damaged file raises many kinds: zip, XML, key, value ...)
+        return [], [Problem(rel, f"is not a readable Excel workbook ({type(e).__name__})",
+                            hint="save it again as an Excel Workbook (.xlsx), restore it from .backup/, or "
+                                 "delete it to have it written anew")]
+    by_id = {c.lower(): c for c in code_ids}
+    rows: list[dict] = []
+    try:
+        names = {s.strip().lower(): s for s in wb.sheetnames}
+        units = [(names[s.lower()], t) for s, t in UNIT_SHEETS.items() if s.lower() in names]
+        if not units:
+            problems.append(Problem(rel, "has no sheet named Turns or Segments",
+                                    hint="rename the sheet back, or restore the workbook from .backup/"))
+        for sheet, unit_type in units:
+            rows += _read_sheet(wb[sheet], coder, path.stem, unit_type, rel, by_id, problems)
+        if REMOVED_SHEET.lower() in names:
+            rows += _read_sheet(wb[names[REMOVED_SHEET.lower()]], coder, path.stem, None, rel, by_id, problems)
+    except Exception as e:  # noqa: BLE001
+        problems.append(Problem(rel, f"is not a readable Excel workbook ({type(e).__name__}: {e})",
+                                hint="save it again as an Excel Workbook (.xlsx), or restore it from .backup/"))
+    finally:
+        wb.close()
+    return rows, problems
+
+
+def _text(value) -> str:
+    """A cell's value as the text a coder typed."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _header_row(ws) -> tuple[int, list[str], list[str]] | None:
+    """The header row: where ``unit_id`` is within the first rows (a coder may have put a title above it), else
+    the first row that is not empty.  Returns (row, lower-case names, names as written)."""
+    first = None
+    for r, values in enumerate(ws.iter_rows(min_row=1, max_row=10, values_only=True), 1):
+        written = [_text(v) for v in values]
+        names = [n.lower() for n in written]
+        if first is None and any(names):
+            first = (r, names, written)
+        if "unit_id" in names:
+            return r, names, written
+    return first
+
+
+def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems) -> list[dict]:
+    """The entries of one sheet; ``unit_type`` None for the ``Removed units`` sheet (it has its own column)."""
+    found = _header_row(ws)
+    if found is None:
         return []
-    names = [str(h).strip().lower() if h is not None else "" for h in header]
+    head_row, names, written = found
+    removed = unit_type is None
     if "unit_id" not in names:
-        problems.append(Problem(rel, "the unit_id column is missing", f"sheet {ws.title}, row 1",
+        problems.append(Problem(rel, "the unit_id column is missing", f"sheet {ws.title}, row {head_row}",
                                 "restore the column (undo, or copy it from the backup in .backup/)"))
         return []
     uid = names.index("unit_id")
-    code_cols = [i for i, n in enumerate(names) if _CODE_COL.match(n)]
+    code_cols = sorted((int(m.group(1)), i) for i, n in enumerate(names) if (m := _CODE_COL.match(n)))
     memo = names.index("memo") if "memo" in names else None
     type_col = names.index("unit_type") if "unit_type" in names else None
-    out = []
-    for r, values in enumerate(it, 2):
+    when_col = names.index("removed on") if "removed on" in names else None
+    # The coder's own columns, by name; one without a name is called by its letter.
+    extra_cols = [(i, written[i] or f"column {get_column_letter(i + 1)}") for i, n in enumerate(names)
+                  if n not in _OURS and not _CODE_COL.match(n) and n != "unit_type"]
+    out: dict[str, dict] = {}
+    listed: list[dict] = []
+    for r, values in enumerate(ws.iter_rows(min_row=head_row + 1, values_only=True), head_row + 1):
         values = list(values) + [None] * (len(names) - len(values))
-        codes = []
-        for i in code_cols:
-            v = values[i]
-            if v is None or str(v).strip() == "":
-                continue
-            code = str(v).strip()
-            if code not in code_ids:
-                problems.append(Problem(rel, f"unknown code {code!r}",
-                                        f"sheet {ws.title}, cell {get_column_letter(i + 1)}{r}",
-                                        "choose a code from the drop-down list (sheet Codebook)"))
-                continue
-            if code not in codes:
-                codes.append(code)
-        note = "" if memo is None or values[memo] is None else str(values[memo]).strip()
-        unit = values[uid]
-        if unit is None or str(unit).strip() == "":
-            if codes or note:
+        for i in range(len(names), len(values)):  # a value right of the header's last name
+            if _text(values[i]) and all(i != j for j, _ in extra_cols):
+                extra_cols.append((i, f"column {get_column_letter(i + 1)}"))
+        codes: list[str] = []
+        for _, i in code_cols:
+            for code in _CODE_SPLIT.split(_text(values[i])):
+                if not code:
+                    continue
+                known = by_id.get(code.lower())
+                if known is None and not removed:
+                    problems.append(Problem(rel, f"unknown code {code!r}",
+                                            f"sheet {ws.title}, cell {get_column_letter(i + 1)}{r}",
+                                            "choose a code from the drop-down list (sheet Codebook)"))
+                    continue
+                code = known or code
+                if code not in codes:
+                    codes.append(code)
+        note = "" if memo is None else _text(values[memo])
+        extra = {name: _text(values[i]) for i, name in extra_cols if _text(values[i])}
+        unit = _text(values[uid])
+        if not unit:
+            if codes or note or extra:
                 problems.append(Problem(rel, "this row has codes or a memo but no unit_id",
                                         f"sheet {ws.title}, cell {get_column_letter(uid + 1)}{r}",
                                         "put the unit_id back (undo, or copy it from the backup in .backup/)"))
             continue
-        if not codes and not note:
+        if not codes and not note and not extra:
             continue
-        utype = unit_type or (str(values[type_col]) if type_col is not None and values[type_col] else "")
-        out.append({"coder": coder, "transcript_id": transcript_id, "unit_type": utype,
-                    "unit_id": str(unit).strip(), "codes": ";".join(codes), "memo": note, "workbook": rel,
-                    "sheet": ws.title, "row": r})
-    return out
+        entry = {"coder": coder, "transcript_id": transcript_id,
+                 "unit_type": unit_type or (_text(values[type_col]) if type_col is not None else ""),
+                 "unit_id": unit, "codes": codes, "memo": note, "workbook": rel, "sheet": ws.title, "row": r,
+                 "removed_on": _text(values[when_col]) if removed and when_col is not None else "", "extra": extra}
+        if removed:  # a unit may have been removed twice: keep every row
+            listed.append(entry)
+        elif unit in out:  # a duplicated row: keep what both say
+            _merge(out[unit], entry)
+        else:
+            out[unit] = entry
+    result = []
+    for e in list(out.values()) + listed:
+        result.append({**e, "codes": ";".join(e["codes"]),
+                       "extra": json.dumps(e["extra"], ensure_ascii=False) if e["extra"] else ""})
+    return result
+
+
+def _merge(into: dict, other: dict) -> None:
+    into["codes"] += [c for c in other["codes"] if c not in into["codes"]]
+    if other["memo"] and other["memo"] != into["memo"]:
+        into["memo"] = f"{into['memo']}\n{other['memo']}" if into["memo"] else other["memo"]
+    for k, v in other["extra"].items():
+        if k in into["extra"] and into["extra"][k] != v:
+            into["extra"][k] = f"{into['extra'][k]}\n{v}"
+        else:
+            into["extra"][k] = v
 
 
 def coder_codes(entries: pd.DataFrame) -> pd.DataFrame:
@@ -161,6 +257,14 @@ def coder_codes(entries: pd.DataFrame) -> pd.DataFrame:
                                        "start_char", "end_char"])
 
 
+def coded_entries(entries: pd.DataFrame) -> pd.DataFrame:
+    """The entries that make a unit coded by a coder: on a unit sheet, with at least one code or a memo."""
+    if entries.empty:
+        return entries
+    keep = (entries["sheet"] != REMOVED_SHEET) & ((entries["codes"] != "") | (entries["memo"] != ""))
+    return entries[keep]
+
+
 # --- writing ------------------------------------------------------------------------------------------------
 
 def _suggestions(codes: pd.DataFrame) -> dict[str, tuple[str, str]]:
@@ -169,7 +273,8 @@ def _suggestions(codes: pd.DataFrame) -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     for unit_id, g in auto.groupby("unit_id", sort=False):
         ids = list(dict.fromkeys(g["code_id"]))
-        evidence = "; ".join(dict.fromkeys(f"{c}: “{e}”" for c, e in zip(g["code_id"], g["evidence"], strict=True)))
+        evidence = "; ".join(dict.fromkeys(f"{c}: “{e}”"
+                                           for c, e in zip(g["code_id"], g["evidence"], strict=True)))
         out[unit_id] = (", ".join(ids), evidence)
     return out
 
@@ -177,113 +282,274 @@ def _suggestions(codes: pd.DataFrame) -> dict[str, tuple[str, str]]:
 def unit_rows(kind: str, units: pd.DataFrame, suggestions: dict, blind: bool) -> tuple[list[str], list[list]]:
     """Header and rows of a transcript's unit sheet, before the coder's columns."""
     def sugg(uid):
-        return ("(hidden for blind coding)", "") if blind else suggestions.get(uid, ("", ""))
+        return (BLIND_NOTE, "") if blind else suggestions.get(uid, ("", ""))
 
     if kind == "session":
-        header = ["unit_id", "#", "time", "speaker", "role", "text", "suggested codes", "evidence"]
         rows = [[t.turn_id, t.seq, format_time(t.start_s), t.speaker, t.role, t.text, *sugg(t.turn_id)]
                 for t in units.itertuples(index=False)]
-    else:
-        header = ["unit_id", "stop", "video time", "status", "session excerpt", "recall", "suggested codes",
-                  "evidence"]
-        rows = [[s.segment_id, s.stop_no, format_time(s.video_s), s.status, s.context_text,
-                 s.recall_dialogue or s.recall_text, *sugg(s.segment_id)] for s in units.itertuples(index=False)]
-    return header, rows
+        return list(SESSION_HEADER), rows
+    rows = []
+    for s in units.itertuples(index=False):
+        recall = getattr(s, "recall_dialogue", None)
+        recall = recall if isinstance(recall, str) and recall.strip() else s.recall_text
+        note = getattr(s, "note", "")
+        rows.append([s.segment_id, s.stop_no, format_time(s.video_s), s.status, s.context_text, recall,
+                     *sugg(s.segment_id), note if isinstance(note, str) else ""])
+    return list(SEGMENT_HEADER), rows
 
 
 WIDTHS = {"unit_id": 14, "#": 5, "stop": 6, "time": 9, "video time": 9, "speaker": 12, "role": 11, "status": 12,
-          "text": 70, "session excerpt": 60, "recall": 60, "suggested codes": 26, "evidence": 36, "memo": 40}
+          "text": 70, "session excerpt": 60, "recall": 60, "suggested codes": 26, "evidence": 36, "note": 16,
+          "memo": 40, "removed on": 12, "unit_type": 10}
+WRAPPED = ("text", "session excerpt", "recall", "evidence", "memo", "suggested codes", "note")
+
+
+@dataclass
+class Entry:
+    """A coder's entry on one unit, as carried into a workbook."""
+
+    unit_id: str
+    unit_type: str = ""
+    codes: list[str] = field(default_factory=list)
+    memo: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+    removed_on: str = ""
+
+
+@dataclass
+class Layout:
+    """How the coder left the unit sheet's columns (by name): hidden ones stay hidden, widths stay."""
+
+    hidden: set[str] = field(default_factory=set)
+    widths: dict[str, float] = field(default_factory=dict)
 
 
 def write_workbook(path: Path, kind: str, header: list[str], rows: list[list], codebook,
-                   entries: dict[str, tuple[list[str], str]], removed: list[list]) -> None:
-    """Write one coder's workbook atomically; ``entries`` maps unit_id -> (codes, memo) to carry over."""
-    n_codes = max([MIN_CODE_COLUMNS] + [len(c) for c, _ in entries.values()])
-    full_header = header + [f"code {i}" for i in range(1, n_codes + 1)] + ["memo"]
+                   entries: dict[str, Entry], removed: list[Entry], *, blind: bool = False,
+                   layout: Layout | None = None, digest: str = "", about: str = "") -> None:
+    """Write one coder's workbook atomically; ``entries`` (by unit_id) and ``removed`` are carried over."""
+    layout = layout or Layout()
+    n_codes = max([MIN_CODE_COLUMNS] + [len(e.codes) for e in entries.values()])
+    extras = list(dict.fromkeys(k for e in entries.values() for k in e.extra))
+    code_cols = [f"code {i}" for i in range(1, n_codes + 1)]
+    full_header = header + code_cols + ["memo"] + extras
     wb = Workbook()
     ws = wb.active
     ws.title = "Turns" if kind == "session" else "Segments"
     body = []
     for row in rows:
-        codes, memo = entries.get(row[0], ([], ""))
-        body.append(row + codes + [None] * (n_codes - len(codes)) + [memo or None])
-    last = write_table(ws, full_header, body, WIDTHS, wrap=("text", "session excerpt", "recall", "evidence", "memo",
-                                                             "suggested codes"))
-    widths = [WIDTHS.get(h, 10) for h in full_header]
+        e = entries.get(row[0]) or Entry(row[0])
+        body.append(row + e.codes + [None] * (n_codes - len(e.codes)) + [e.memo or None]
+                    + [e.extra.get(k) for k in extras])
+    code_width = min(40, max([12] + [len(c.id) + 4 for c in codebook.codes]))  # the drop-down shows whole IDs
+    widths = {**WIDTHS, **{c: code_width for c in code_cols},
+              **({"suggested codes": 12, "evidence": 6} if blind else {})}
+    last = write_table(ws, full_header, body, widths, wrap=WRAPPED)
+    col_widths = [widths.get(h, 12) for h in full_header]
     for r, row in enumerate(body, 2):
-        ws.row_dimensions[r].height = row_height(row, widths)
-    ws.column_dimensions["A"].hidden = False
-    code_sheet = wb.create_sheet("Codebook")
+        ws.row_dimensions[r].height = row_height(row, col_widths)
+    for c, name in enumerate(full_header, 1):
+        letter = get_column_letter(c)
+        if name in code_cols or name == "memo" or name in extras:
+            ws.cell(1, c).fill = CODER_FILL
+        if name in layout.widths:
+            ws.column_dimensions[letter].width = layout.widths[name]
+        if name in layout.hidden and name != "unit_id" and name not in code_cols and name != "memo":
+            ws.column_dimensions[letter].hidden = True
+        if blind and name == "evidence":
+            ws.column_dimensions[letter].hidden = True
+    _print_setup(ws)
     ids = [c.id for c in codebook.codes]
+    code_sheet = wb.create_sheet("Codebook")
     write_table(code_sheet, ["id", "name", "brief definition", "full definition", "when to use", "when not to use",
-                             "examples"],
-                [[c.id, c.name, c.brief, c.definition, c.when_to_use, c.when_not_to_use, "\n".join(c.examples)]
-                 for c in codebook.codes],
+                             "examples", "applies to"],
+                [[c.id, c.name, c.brief, c.definition, c.when_to_use, c.when_not_to_use, "\n".join(c.examples),
+                  _applies(c)] for c in codebook.codes],
                 {"id": 38, "name": 28, "brief definition": 40, "full definition": 60, "when to use": 40,
-                 "when not to use": 40, "examples": 40},
-                wrap=("brief definition", "full definition", "when to use", "when not to use", "examples"))
+                 "when not to use": 40, "examples": 40, "applies to": 22},
+                wrap=("name", "brief definition", "full definition", "when to use", "when not to use", "examples",
+                      "applies to"))
+    cb_widths = [38, 28, 40, 60, 40, 40, 40, 22]
+    for r, c in enumerate(codebook.codes, 2):
+        code_sheet.row_dimensions[r].height = row_height(
+            [c.id, c.name, c.brief, c.definition, c.when_to_use, c.when_not_to_use, "\n".join(c.examples)],
+            cb_widths, most=10)
+    _print_setup(code_sheet)
     if last >= 2 and ids:
-        dv = DataValidation(type="list", formula1=f"=Codebook!$A$2:$A${len(ids) + 1}", allow_blank=True,
+        # A list of the Codebook sheet's IDs (written without "=", as Excel itself writes it).
+        dv = DataValidation(type="list", formula1=f"Codebook!$A$2:$A${len(ids) + 1}", allow_blank=True,
                             showErrorMessage=True, errorTitle="Not a code of the codebook",
-                            error="Choose a code ID from the list (sheet Codebook).")
+                            error="Choose a code ID from the list (sheet Codebook).",
+                            showInputMessage=False)
         first_code = len(header) + 1
         dv.add(f"{get_column_letter(first_code)}2:{get_column_letter(first_code + n_codes - 1)}{last}")
         ws.add_data_validation(dv)
     how = wb.create_sheet("How to code")
-    for r, line in enumerate(HOW_TO_CODE, 1):
+    lines = list(HOW_TO_CODE)
+    if about:
+        lines.insert(1, about)
+    if blind:
+        lines.insert(2, "This is a blind coding round: the automatic suggestions are hidden. Code without them.")
+    for r, line in enumerate(lines, 1):
         cell = set_cell(how, r, 1, line, wrap=True)
         if r == 1:
-            cell.font = cell.font.copy(bold=True, size=14)
+            cell.font = Font(bold=True, size=14)
     how.column_dimensions["A"].width = 110
     if removed:
-        rs = wb.create_sheet(REMOVED_SHEET)
-        write_table(rs, ["unit_id", "unit_type", "codes", "memo", "removed on"] +
-                    [f"code {i}" for i in range(1, n_codes + 1)],
-                    removed, {"unit_id": 30, "memo": 40}, wrap=("memo",))
+        _removed_sheet(wb.create_sheet(REMOVED_SHEET), removed)
+    if digest:
+        wb.custom_doc_props.append(StringProperty(name=DIGEST_PROPERTY, value=digest))
     with atomic_path(path) as tmp:
         wb.save(tmp)
+
+
+def _removed_sheet(ws, removed: list[Entry]) -> None:
+    n = max(len(e.codes) for e in removed) or 1
+    extras = list(dict.fromkeys(k for e in removed for k in e.extra))
+    header = REMOVED_HEADER + [f"code {i}" for i in range(1, n + 1)] + ["memo"] + extras
+    rows = [[e.unit_id, e.unit_type, e.removed_on] + e.codes + [None] * (n - len(e.codes)) + [e.memo or None]
+            + [e.extra.get(k) for k in extras] for e in removed]
+    write_table(ws, header, rows, {"unit_id": 34, **WIDTHS}, wrap=("memo",))
+
+
+def _applies(code) -> str:
+    units = ", ".join(f"{u}s" for u in code.units)
+    return f"{units} of {', '.join(code.roles)}" if code.roles else units
+
+
+def _print_setup(ws) -> None:
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_title_rows = "1:1"
+
+
+def read_layout(path: Path) -> Layout:
+    """The coder's hidden columns and widths of the unit sheet, by column name (empty when unreadable)."""
+    layout = Layout()
+    try:
+        wb = load_workbook(path)
+    except Exception:  # noqa: BLE001 (it was read before; a layout is a nicety)
+        return layout
+    try:
+        ws = next((wb[s] for s in wb.sheetnames if s in UNIT_SHEETS), None)
+        if ws is None:
+            return layout
+        found = _header_row(ws)
+        if found is None:
+            return layout
+        head_row = found[0]
+        for cell in ws[head_row]:
+            name = _text(cell.value)
+            if not name:
+                continue
+            letter = get_column_letter(cell.column)
+            dim = ws.column_dimensions.get(letter)
+            if dim is None:  # grouped definitions (min..max) are kept under their first column
+                dim = next((d for d in ws.column_dimensions.values() if d.min and d.max
+                            and d.min <= cell.column <= d.max), None)
+            if dim is None:
+                continue
+            if dim.hidden:
+                layout.hidden.add(name)
+            if dim.customWidth and dim.width:
+                layout.widths[name] = dim.width
+    finally:
+        wb.close()
+    return layout
+
+
+def stored_digest(path: Path) -> str:
+    """The digest the pipeline stored in a workbook when it wrote it ("" when none)."""
+    try:
+        wb = load_workbook(path, read_only=True)
+    except Exception:  # noqa: BLE001
+        return ""
+    try:
+        return next((p.value for p in wb.custom_doc_props if p.name == DIGEST_PROPERTY), "") or ""
+    finally:
+        wb.close()
+
+
+def backup(path: Path) -> Path:
+    """Copy ``path`` into ``.backup/`` beside it, under a name that never overwrites an earlier backup."""
+    folder = path.parent / ".backup"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    target = folder / f"{path.stem}.{stamp}.xlsx"
+    n = 1
+    while target.exists():
+        n += 1
+        target = folder / f"{path.stem}.{stamp}-{n}.xlsx"
+    shutil.copy2(path, target)
+    return target
+
+
+def carry(mine: pd.DataFrame, unit_ids: set[str], today: str) -> tuple[dict[str, Entry], list[Entry]]:
+    """A coder's entries for one transcript, split into those of current units and those of removed ones.
+
+    An entry of a unit that is gone moves to ``Removed units`` with today's date; one already there keeps its
+    date, and moves back when its unit returns (unless the coder coded the returned unit anew).
+    """
+    carried: dict[str, Entry] = {}
+    removed: list[Entry] = []
+    rows = list(mine.itertuples(index=False))
+    for e in sorted(rows, key=lambda e: e.sheet == REMOVED_SHEET):  # the unit sheets first
+        extra = json.loads(e.extra) if isinstance(e.extra, str) and e.extra else {}
+        entry = Entry(e.unit_id, e.unit_type, [c for c in e.codes.split(";") if c], e.memo, extra,
+                      e.removed_on if e.sheet == REMOVED_SHEET else "")
+        if e.unit_id in unit_ids and e.unit_id not in carried:
+            entry.removed_on = ""
+            carried[e.unit_id] = entry
+        else:
+            entry.removed_on = entry.removed_on or today
+            removed.append(entry)
+    return carried, removed
 
 
 def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataFrame, codes: pd.DataFrame,
            codebook, entries: pd.DataFrame, progress=None) -> list[Path]:
     """Write or refresh every coder's workbooks; returns the paths written.  ``kinds``: transcript_id -> kind."""
     state_path = study.interim / "export_state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    try:
+        state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    except (OSError, ValueError):
+        state = {}
     suggestions = _suggestions(codes)
+    blind = bool(study.settings.blind)
     written = []
     today = datetime.now().strftime("%Y-%m-%d")
-    by_tid_turns = {tid: g.sort_values("seq") for tid, g in turns[turns["kind"] == "session"].groupby("transcript_id")}
-    by_tid_segs = {tid: g.sort_values("stop_no") for tid, g in segments.groupby("transcript_id")}
+    sessions = turns[turns["kind"] == "session"]
+    by_tid_turns = {tid: g.sort_values("seq") for tid, g in sessions.groupby("transcript_id")}
+    by_tid_segs = ({tid: g.sort_values("stop_no") for tid, g in segments.groupby("transcript_id")}
+                   if len(segments) else {})
     for tid, kind in sorted(kinds.items()):
         units = by_tid_turns.get(tid) if kind == "session" else by_tid_segs.get(tid)
         if units is None or units.empty:
             continue
-        header, rows = unit_rows(kind, units, suggestions, study.settings.blind)
-        digest = sha256_text(json.dumps([header, rows], default=str), codebook.digest, str(study.settings.blind))
+        header, rows = unit_rows(kind, units, suggestions, blind)
+        digest = sha256_text(FORMAT_VERSION, json.dumps([header, rows], default=str), codebook.digest, str(blind))
         unit_ids = {r[0] for r in rows}
         for coder in study.coders():
             path = workbook_path(study, coder, tid)
             key = path.relative_to(study.root).as_posix()
-            known = state.get(key, {})
-            if path.exists() and known.get("digest") == digest:
+            if path.exists() and (state.get(key, {}).get("digest") or stored_digest(path)) == digest:
+                state[key] = {"digest": digest}
                 continue  # what it shows is unchanged: leave the coder's file alone
-            mine = entries[(entries["coder"] == coder) & (entries["transcript_id"] == tid)] if len(entries) else entries
-            carried: dict[str, tuple[list[str], str]] = {}
-            removed: list[list] = []
-            for e in mine.itertuples(index=False):
-                codes_list = [c for c in e.codes.split(";") if c]
-                if e.unit_id in unit_ids:
-                    carried[e.unit_id] = (codes_list, e.memo)
-                else:
-                    when = today if e.sheet != REMOVED_SHEET else None
-                    removed.append([e.unit_id, e.unit_type, e.codes, e.memo, when] + codes_list)
+            mine = (entries[(entries["coder"] == coder) & (entries["transcript_id"] == tid)]
+                    if len(entries) else entries)
+            carried, removed = carry(mine, unit_ids, today)
             if progress:
                 progress(key)
+            layout = Layout()
             if path.exists():
-                backup = path.parent / ".backup" / f"{path.stem}.{datetime.now():%Y%m%d-%H%M%S}.xlsx"
-                backup.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, backup)
-            write_workbook(path, kind, header, rows, codebook, carried, removed)
+                layout = read_layout(path)
+                backup(path)
+            about = f"Transcript {tid}, coder {coder}; codebook: {codebook.title or '(untitled)'}" + (
+                f", version {codebook.version}" if codebook.version else "") + "."
+            write_workbook(path, kind, header, rows, codebook, carried, removed, blind=blind, layout=layout,
+                           digest=digest, about=about)
             state[key] = {"digest": digest, "sha256": sha256_file(path)}
             written.append(path)
     write_text(state_path, json.dumps(state, indent=1, sort_keys=True))
