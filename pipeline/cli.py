@@ -176,6 +176,27 @@ def report(study_dir: Path):
     click.echo(f"wrote {path}")
 
 
+@main.command()
+@STUDY_OPTION
+def agreement(study_dir: Path):
+    """Intercoder agreement from the coders' workbooks: reports/agreement.csv and tables.xlsx."""
+    from .agreement import summary_lines
+    from .stages import RunLog, run_agreement
+
+    log = RunLog()
+    table, versus = run_agreement(_study(study_dir), log)
+    _warnings(log.warnings)
+    for line in summary_lines(table):
+        click.echo(line)
+    pooled = versus[versus["code_id"] == "(all codes)"]
+    for r in pooled.itertuples(index=False):
+        p = "" if r.precision != r.precision else f"{r.precision:.2f}"
+        rc = "" if r.recall != r.recall else f"{r.recall:.2f}"
+        click.echo(f"suggestions against {r.coder}: precision {p or 'n/a'}, recall {rc or 'n/a'} over {r.units} "
+                   "units")
+    click.echo("wrote reports/agreement.csv, reports/suggestions_vs_coders.csv and reports/tables.xlsx")
+
+
 @main.group()
 def codebook():
     """Check and convert codebooks."""

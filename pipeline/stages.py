@@ -148,6 +148,28 @@ def audit(study: Study, codebook, log: RunLog) -> dict:
     }
 
 
+def run_agreement(study: Study, log: RunLog, codebook=None, entries=None):
+    """Intercoder agreement and the suggestions against each coder, from the coders' workbooks:
+    reports/agreement.csv, reports/suggestions_vs_coders.csv, the same in data/interim/ and in tables.xlsx."""
+    from .agreement import agreement, suggestions_vs_coders, unit_scope, update_tables_xlsx
+
+    codebook = codebook or load_codebook(study)
+    entries = read_coders(study, codebook) if entries is None else entries
+    paths = {name: study.interim / f"{name}.parquet" for name in ("turns", "segments", "codes")}
+    interim = {name: pd.read_parquet(p) if p.exists() else None for name, p in paths.items()}
+    scope = unit_scope(interim["turns"], interim["segments"])
+    table = agreement(entries, codebook, scope)
+    versus = suggestions_vs_coders(entries, interim["codes"], codebook, scope)
+    if interim["codes"] is None:
+        log.warn(["data/interim/codes.parquet is missing, so the suggestions are not compared with the coders "
+                  "(run `ipr analyze`)"])
+    for name, df in (("agreement", table), ("suggestions_vs_coders", versus)):
+        write_parquet(df, study.interim / f"{name}.parquet")
+        write_text(study.reports / f"{name}.csv", df.to_csv(index=False, float_format="%.4f"))
+    update_tables_xlsx(study)
+    return table, versus
+
+
 def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
     log = RunLog()
     codebook = load_codebook(study)
@@ -156,9 +178,13 @@ def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
     run_align(study, log)
     run_code(study, log, codebook, entries)
     run_export(study, log, codebook, entries, progress=progress)
+    run_agreement(study, log, codebook, entries)
     write_text(study.interim / "run.json", json.dumps(
         {"started": log.started, "inputs": log.inputs, "warnings": log.warnings}, indent=1))
     run_report(study, log, codebook)
+    from .agreement import update_tables_xlsx
+
+    update_tables_xlsx(study, only_missing=True)  # the agreement sheets, when the report did not write them
     check_for_leaks(study)
     return log
 

@@ -1,0 +1,249 @@
+"""Intercoder agreement from the coders' workbooks, and how far the automatic suggestions match each coder.
+
+Which units count: a unit counts as *coded by a coder* when the coder's workbook gives it at least one code or
+a memo (a blank row may just not have been read yet).  Agreement is computed over the units that two or more
+coders coded.  For each code, each such coder's decision on each such unit is binary: the code is there or not.
+A code is judged on the units it applies to (its unit type and speaker roles in the codebook), plus any unit a
+coder gave it anyway.
+
+The figures, per code and pooled over every unit × code decision (``(all codes)``):
+
+- ``units``: the units the figure is computed on; ``coders``: the coders who coded any of them;
+- ``percent_agreement``: the percentage of coder pairs that made the same decision, averaged over the units
+  (with two coders: the percentage of units on which they agree);
+- ``cohen_kappa``: Cohen's kappa, where exactly two coders coded the units (scikit-learn);
+- ``krippendorff_alpha``: Krippendorff's alpha, nominal, any number of coders, missing data allowed
+  (the ``krippendorff`` package);
+- ``positive_agreement``: specific agreement on the code being present (Fleiss 1975; Uebersax 1982):
+  ``sum k(k-1) / sum k(n-1)`` over units with ``n`` coders of whom ``k`` gave the code; with two coders
+  ``2a / (2a + b + c)``.  It does not count the (many) units both left without the code.
+
+Kappa and alpha are left empty where they are undefined (every decision the same).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .export import coded_entries
+
+AGREEMENT_COLUMNS = ["code_id", "units", "coders", "percent_agreement", "cohen_kappa", "krippendorff_alpha",
+                     "positive_agreement"]
+SUGGESTION_COLUMNS = ["coder", "code_id", "units", "suggested", "coded", "both", "precision", "recall"]
+POOLED = "(all codes)"
+
+
+def binary_agreement(matrix) -> dict:
+    """The agreement figures of a coders × items matrix of 1 (present), 0 (absent) and NaN (not coded).
+
+    Items coded by fewer than two coders are left out.
+    """
+    m = np.asarray(matrix, dtype=float)
+    if m.ndim != 2:
+        raise ValueError("a coders × items matrix is needed")
+    n = (~np.isnan(m)).sum(axis=0)
+    m = m[:, n >= 2]
+    n = n[n >= 2]
+    coders = m[~np.isnan(m).all(axis=1)] if m.size else m[:0]
+    out = {"units": int(m.shape[1]), "coders": int(coders.shape[0]), "percent_agreement": np.nan,
+           "cohen_kappa": np.nan, "krippendorff_alpha": np.nan, "positive_agreement": np.nan}
+    if m.shape[1] == 0:
+        return out
+    k = np.nansum(m, axis=0)
+    pairs = n * (n - 1) / 2
+    agreeing = k * (k - 1) / 2 + (n - k) * (n - k - 1) / 2
+    out["percent_agreement"] = float(100 * np.mean(agreeing / pairs))
+    denominator = float(np.sum(k * (n - 1)))
+    if denominator:
+        out["positive_agreement"] = float(np.sum(k * (k - 1)) / denominator)
+    out["cohen_kappa"] = cohen_kappa(coders) if coders.shape[0] == 2 else np.nan
+    out["krippendorff_alpha"] = krippendorff_alpha(coders)
+    return out
+
+
+def cohen_kappa(two) -> float:
+    """Cohen's kappa of two coders' binary decisions (items both coded); NaN where undefined."""
+    from sklearn.metrics import cohen_kappa_score
+
+    a, b = np.asarray(two, dtype=float)
+    both = ~np.isnan(a) & ~np.isnan(b)
+    if not both.any():
+        return np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = cohen_kappa_score(a[both].astype(int), b[both].astype(int), labels=[0, 1])
+    return float(value) if np.isfinite(value) else np.nan
+
+
+def krippendorff_alpha(matrix, domain=(0, 1)) -> float:
+    """Krippendorff's alpha (nominal) of a coders × items matrix with NaN for missing; NaN where undefined."""
+    import krippendorff
+
+    m = np.asarray(matrix, dtype=float)
+    if m.shape[0] < 2 or m.shape[1] == 0:
+        return np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            value = krippendorff.alpha(reliability_data=m, level_of_measurement="nominal",
+                                       value_domain=list(domain))
+        except (ValueError, ZeroDivisionError):
+            return np.nan
+    return float(value) if np.isfinite(value) else np.nan
+
+
+# --- from the coders' entries -------------------------------------------------------------------------------
+
+def _decisions(entries: pd.DataFrame) -> tuple[dict[str, dict[str, set[str]]], dict[str, str]]:
+    """unit_id -> coder -> codes, over the units each coder coded; and unit_id -> unit_type."""
+    units: dict[str, dict[str, set[str]]] = {}
+    types: dict[str, str] = {}
+    for e in coded_entries(entries).itertuples(index=False):
+        codes = {c for c in e.codes.split(";") if c}
+        units.setdefault(e.unit_id, {}).setdefault(e.coder, set()).update(codes)
+        types.setdefault(e.unit_id, e.unit_type)
+    return units, types
+
+
+def _code_order(codebook, used) -> list[str]:
+    order = {cid: i for i, cid in enumerate(codebook.ids())} if codebook is not None else {}
+    return sorted(used, key=lambda c: (order.get(c, len(order)), c))
+
+
+def _in_scope(codebook, scope: dict | None, types: dict[str, str]):
+    """Whether a code applies to a unit, by the codebook's units and roles (roles only where known)."""
+    def check(code_id: str, unit_id: str) -> bool:
+        code = codebook.get(code_id) if codebook is not None else None
+        if code is None:
+            return True
+        unit_type, role = (scope or {}).get(unit_id, (types.get(unit_id), None))
+        if unit_type and unit_type not in code.units:
+            return False
+        return not (role and code.roles and role not in code.roles)
+    return check
+
+
+def unit_scope(turns: pd.DataFrame | None, segments: pd.DataFrame | None) -> dict[str, tuple[str, str | None]]:
+    """unit_id -> (unit_type, role): a turn's speaker role, a segment's IPR participant."""
+    scope: dict[str, tuple[str, str | None]] = {}
+    if turns is not None and len(turns):
+        scope.update((t, ("turn", r)) for t, r in zip(turns["turn_id"], turns["role"], strict=True))
+    if segments is not None and len(segments):
+        scope.update((s, ("segment", p if isinstance(p, str) else None))
+                     for s, p in zip(segments["segment_id"], segments["participant"], strict=True))
+    return scope
+
+
+def agreement(entries: pd.DataFrame, codebook=None, scope: dict | None = None) -> pd.DataFrame:
+    """One row per code any coder used on a unit that two or more coders coded, and the pooled row."""
+    units, types = _decisions(entries)
+    joint = {u: by for u, by in units.items() if len(by) >= 2}
+    if not joint:
+        return pd.DataFrame(columns=AGREEMENT_COLUMNS)
+    coders = sorted({c for by in joint.values() for c in by})
+    row_of = {c: i for i, c in enumerate(coders)}
+    used = {code for by in joint.values() for codes in by.values() for code in codes}
+    applies = _in_scope(codebook, scope, types)
+    rows, blocks = [], []
+    for code in _code_order(codebook, used):
+        ids = [u for u, by in joint.items() if applies(code, u) or any(code in s for s in by.values())]
+        m = np.full((len(coders), len(ids)), np.nan)
+        for j, u in enumerate(ids):
+            for coder, codes in joint[u].items():
+                m[row_of[coder], j] = float(code in codes)
+        blocks.append(m)
+        rows.append({"code_id": code, **binary_agreement(m)})
+    pooled = binary_agreement(np.hstack(blocks)) if blocks else binary_agreement(np.full((len(coders), 0), 0.0))
+    pooled["units"] = len(joint)
+    pooled["coders"] = len(coders)
+    rows.append({"code_id": POOLED, **pooled})
+    return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
+
+
+def suggestions_vs_coders(entries: pd.DataFrame, codes: pd.DataFrame, codebook=None,
+                          scope: dict | None = None) -> pd.DataFrame:
+    """For each coder and code, over the units the coder coded: how many units the suggestions and the coder
+    gave the code, how many both, precision (of the suggestions, taking the coder as right) and recall."""
+    units, types = _decisions(entries)
+    auto: dict[str, set[str]] = {}
+    if codes is not None and len(codes):
+        a = codes[codes["coder"] == "auto"]
+        for u, c in zip(a["unit_id"], a["code_id"], strict=True):
+            auto.setdefault(u, set()).add(c)
+    applies = _in_scope(codebook, scope, types)
+    rows = []
+    for coder in sorted({c for by in units.values() for c in by}):
+        mine = {u: by[coder] for u, by in units.items() if coder in by}
+        used = {c for s in mine.values() for c in s} | {c for u in mine for c in auto.get(u, ())}
+        totals = {"units": len(mine), "suggested": 0, "coded": 0, "both": 0}
+        for code in _code_order(codebook, used):
+            ids = [u for u in mine if applies(code, u) or code in mine[u] or code in auto.get(u, ())]
+            s = sum(code in auto.get(u, ()) for u in ids)
+            c = sum(code in mine[u] for u in ids)
+            b = sum(code in auto.get(u, ()) and code in mine[u] for u in ids)
+            rows.append(_precision_recall(coder, code, len(ids), s, c, b))
+            totals["suggested"] += s
+            totals["coded"] += c
+            totals["both"] += b
+        rows.append(_precision_recall(coder, POOLED, **totals))
+    return pd.DataFrame(rows, columns=SUGGESTION_COLUMNS)
+
+
+def _precision_recall(coder, code, units, suggested, coded, both) -> dict:
+    return {"coder": coder, "code_id": code, "units": units, "suggested": suggested, "coded": coded, "both": both,
+            "precision": both / suggested if suggested else np.nan, "recall": both / coded if coded else np.nan}
+
+
+def summary_lines(table: pd.DataFrame) -> list[str]:
+    """The agreement table as printed by ``ipr agreement``."""
+    if table.empty:
+        return ["no unit was coded by two or more coders yet (a unit counts as coded with a code or a memo)"]
+    shown = table.copy()
+    for col in ("percent_agreement",):
+        shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+    for col in ("cohen_kappa", "krippendorff_alpha", "positive_agreement"):
+        shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    return shown.to_string(index=False).splitlines()
+
+
+SHEETS = {"Agreement": "agreement", "Suggestions vs coders": "suggestions_vs_coders"}
+
+
+def update_tables_xlsx(study, only_missing: bool = False) -> None:
+    """Put the agreement tables (from data/interim/) into reports/tables.xlsx as the sheets ``Agreement`` and
+    ``Suggestions vs coders``, keeping every other sheet; with ``only_missing``, only sheets not there yet."""
+    from openpyxl import Workbook, load_workbook
+
+    from .files import atomic_path
+    from .xlsx import write_table
+
+    path = study.reports / "tables.xlsx"
+    tables = {sheet: study.interim / f"{name}.parquet" for sheet, name in SHEETS.items()}
+    tables = {sheet: p for sheet, p in tables.items() if p.exists()}
+    wb = None
+    if path.exists():
+        try:
+            wb = load_workbook(path)
+        except Exception:  # noqa: BLE001 (a generated file: written anew when damaged)
+            wb = None
+    if wb is None:
+        wb = Workbook()
+        wb.remove(wb.active)
+    todo = {s: p for s, p in tables.items() if not (only_missing and s in wb.sheetnames)}
+    if not todo:
+        return
+    for sheet, p in todo.items():
+        if sheet in wb.sheetnames:
+            index = wb.sheetnames.index(sheet)
+            wb.remove(wb[sheet])
+            ws = wb.create_sheet(sheet, index)
+        else:
+            ws = wb.create_sheet(sheet)
+        df = pd.read_parquet(p)
+        write_table(ws, list(df.columns), df.itertuples(index=False), {"code_id": 38, "coder": 14})
+    study.reports.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        wb.save(tmp)
