@@ -55,6 +55,44 @@ def is_negated(doc: Doc, start: int) -> bool:
     return False
 
 
+# --- fillers ------------------------------------------------------------------------------------------------
+
+# Words people put inside the phrases a rule lists ("I felt a bit silly", "I really disagree", "she totally got
+# it"): phrases are matched as if these were not there, in the rule's phrase and in the text alike.  Kept short
+# on purpose: only words that seldom carry a code's meaning (a phrase that needs one, like "just tell me",
+# goes in a rule with `match: lower`, which matches exactly).
+FILLERS = {"just", "really", "actually", "honestly", "truly", "totally", "completely", "quite", "very", "literally",
+           "basically", "kinda", "sorta", "um", "umm", "uh", "er", "erm", "uhm", "ah"}
+FILLER_SEQUENCES = (("a", "little", "bit"), ("a", "bit"), ("a", "wee", "bit"))
+
+
+def _kept_tokens(doc: Doc) -> list[int] | None:
+    """Indices of the tokens that are not fillers, or None when there is no filler (the common, fast case)."""
+    lowers = [t.lower_ for t in doc]
+    drop: set[int] = set()
+    for i, low in enumerate(lowers):
+        if low in FILLERS:
+            drop.add(i)
+        elif low == "a":
+            for seq in FILLER_SEQUENCES:
+                if tuple(lowers[i:i + len(seq)]) == seq:
+                    drop.update(range(i, i + len(seq)))
+                    break
+    if not drop:
+        return None
+    return [i for i in range(len(doc)) if i not in drop]
+
+
+def without_fillers(doc: Doc) -> tuple[Doc, list[int] | None]:
+    """The doc without filler words, and the index of each of its tokens in ``doc`` (None: the doc itself)."""
+    keep = _kept_tokens(doc)
+    if keep is None or not keep:
+        return doc, None
+    slim = Doc(doc.vocab, words=[doc[i].text for i in keep], spaces=[bool(doc[i].whitespace_) for i in keep],
+               lemmas=[doc[i].lemma_ for i in keep])
+    return slim, keep
+
+
 # --- annotations (transcription conventions) ------------------------------------------------------------------
 
 _ANNOTATION_ALIASES = {
@@ -202,18 +240,21 @@ def _role(value: Any) -> str:
     return "" if value in ROLES or value == "any" else "must be a role (" + ", ".join(ROLES) + ") or any"
 
 
-_OPEN_QUESTION = re.compile(
-    r"\b(what|how|why|where|when|who|which|wh?at's|how's|tell me|say more|talk (?:more )?about|describe|"
-    r"walk me through|more about|go on|wonder(?:ing)? (?:what|how|if|whether))\b",
+_WH = re.compile(r"\b(?:what|what's|how|how's|why|where|when|who|which|whose)\b", re.IGNORECASE)
+_INVITATION = re.compile(
+    r"^\W*(?:(?:so|and|okay|ok|well|now)\W+)*(?:can you |could you |would you |will you |please )?"
+    r"(?:tell me|say (?:a bit |a little )?more|talk (?:me )?(?:a bit |a little )?(?:more )?about|describe|walk me through|"
+    r"take me (?:there|through|back)|go on|help me understand|i wonder (?:what|how|if|whether|why)|"
+    r"i'm (?:curious|wondering) (?:about|what|how|if|whether|why))",
     re.IGNORECASE,
 )
 
 
 def is_question(text: str, open_only: bool) -> bool:
-    """Whether a turn ends in a question (``open_only``: one inviting more than yes or no).
+    """Whether a turn ends by asking the other to speak (``open_only``: to say more than yes or no).
 
-    Looks at the last sentence that has a question mark, or at the last sentence when none has one ("Tell me
-    more about that." invites an answer too).
+    The last sentence with a question mark counts as open when a wh-word comes in its first words ("So, what
+    was that like?"); a sentence without one counts when it invites, like "Tell me more about that."
     """
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
     if not sentences:
@@ -221,8 +262,11 @@ def is_question(text: str, open_only: bool) -> bool:
     asked = [s for s in sentences if "?" in s]
     if not open_only:
         return bool(asked)
-    last = asked[-1] if asked else sentences[-1]
-    return bool(_OPEN_QUESTION.search(last))
+    if asked:
+        head = " ".join(re.split(r"\s+", asked[-1])[:5])
+        if _WH.search(head) or _INVITATION.search(asked[-1]):
+            return True
+    return bool(_INVITATION.search(sentences[-1]))
 
 
 @dataclass
@@ -289,11 +333,10 @@ def compile_codebook(codebook: Codebook) -> Compiled:
     for i, rule in enumerate(rules):
         key = str(i)
         if rule.phrases:
-            texts = [prepare(p).text for p in rule.phrases]
-            if rule.match == "lower":
-                lower.add(key, [nlp.make_doc(t) for t in texts])
+            if rule.match == "lower":  # exactly these words, fillers and all
+                lower.add(key, [nlp.make_doc(prepare(p).text) for p in rule.phrases])
             else:
-                lemma.add(key, list(nlp.pipe(texts)))
+                lemma.add(key, [without_fillers(d)[0] for d in nlp.pipe(prepare(p).text for p in rule.phrases)])
         elif rule.pattern:
             tokens = tokens or Matcher(nlp.vocab)
             tokens.add(key, [rule.pattern])
@@ -343,7 +386,11 @@ def _matches(comp: Compiled, unit: Unit, doc: Doc, allowed: set[int]) -> list[tu
     """(rule index, start char, end char) in the prepared text, for the rules allowed for this unit."""
     found: list[tuple[int, int, int]] = []
     names = {name for name, _, _ in unit.annotations}
-    token_hits = list(comp.phrase_lemma(doc)) + list(comp.phrase_lower(doc))
+    slim, kept = without_fillers(doc)
+    token_hits = list(comp.phrase_lemma(slim))
+    if kept is not None:  # back to the tokens of the full text
+        token_hits = [(m, kept[a], kept[b - 1] + 1) for m, a, b in token_hits]
+    token_hits += list(comp.phrase_lower(doc))
     if comp.tokens is not None:
         token_hits += list(comp.tokens(doc))
     for match_id, start, end in token_hits:
