@@ -97,11 +97,12 @@ def krippendorff_alpha(matrix, domain=(0, 1)) -> float:
 
 # --- from the coders' entries -------------------------------------------------------------------------------
 
-def _decisions(entries: pd.DataFrame) -> tuple[dict[str, dict[str, set[str]]], dict[str, str]]:
-    """unit_id -> coder -> codes, over the units each coder coded; and unit_id -> unit_type."""
+def _decisions(entries: pd.DataFrame, scope: dict | None) -> tuple[dict[str, dict[str, set[str]]], dict[str, str]]:
+    """unit_id -> coder -> codes, over the units each coder coded; and unit_id -> unit_type.  With a ``scope``
+    (the units of the study), only its units: a unit that is gone is not coded any more."""
     units: dict[str, dict[str, set[str]]] = {}
     types: dict[str, str] = {}
-    for e in coded_entries(entries).itertuples(index=False):
+    for e in coded_entries(entries, set(scope) if scope else None).itertuples(index=False):
         codes = {c for c in e.codes.split(";") if c}
         units.setdefault(e.unit_id, {}).setdefault(e.coder, set()).update(codes)
         types.setdefault(e.unit_id, e.unit_type)
@@ -139,7 +140,7 @@ def unit_scope(turns: pd.DataFrame | None, segments: pd.DataFrame | None) -> dic
 
 def agreement(entries: pd.DataFrame, codebook=None, scope: dict | None = None) -> pd.DataFrame:
     """One row per code any coder used on a unit that two or more coders coded, and the pooled row."""
-    units, types = _decisions(entries)
+    units, types = _decisions(entries, scope)
     joint = {u: by for u, by in units.items() if len(by) >= 2}
     if not joint:
         return pd.DataFrame(columns=AGREEMENT_COLUMNS)
@@ -167,7 +168,7 @@ def suggestions_vs_coders(entries: pd.DataFrame, codes: pd.DataFrame, codebook=N
                           scope: dict | None = None) -> pd.DataFrame:
     """For each coder and code, over the units the coder coded: how many units the suggestions and the coder
     gave the code, how many both, precision (of the suggestions, taking the coder as right) and recall."""
-    units, types = _decisions(entries)
+    units, types = _decisions(entries, scope)
     auto: dict[str, set[str]] = {}
     if codes is not None and len(codes):
         a = codes[codes["coder"] == "auto"]

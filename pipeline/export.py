@@ -244,12 +244,30 @@ def _merge(into: dict, other: dict) -> None:
             into["extra"][k] = v
 
 
-def coder_codes(entries: pd.DataFrame) -> pd.DataFrame:
-    """The coders' codes as rows of the codes table (``coder`` = the coder's folder name)."""
+def current_entries(entries: pd.DataFrame, unit_ids=None) -> pd.DataFrame:
+    """The entries as they stand once the workbooks are refreshed for the units ``unit_ids`` (None: as read).
+
+    An entry on a unit sheet whose unit is gone is no longer current (it moves to ``Removed units``); an entry in
+    ``Removed units`` whose unit is back is current again, unless the coder coded the unit anew.
+    """
+    if entries.empty:
+        return entries
+    on_sheet = entries["sheet"] != REMOVED_SHEET
+    if unit_ids is None:
+        return entries[on_sheet]
+    live = entries["unit_id"].isin(set(unit_ids))
+    current = entries[on_sheet & live]
+    back = entries[~on_sheet & live].drop_duplicates(["coder", "transcript_id", "unit_id"])
+    seen = set(zip(current["coder"], current["transcript_id"], current["unit_id"], strict=True))
+    back = back[[k not in seen for k in zip(back["coder"], back["transcript_id"], back["unit_id"], strict=True)]]
+    return pd.concat([current, back], ignore_index=True) if len(back) else current
+
+
+def coder_codes(entries: pd.DataFrame, unit_ids=None) -> pd.DataFrame:
+    """The coders' codes as rows of the codes table (``coder`` = the coder's folder name), of the current units
+    (``unit_ids``; None: every unit on a unit sheet)."""
     rows = []
-    for e in entries.itertuples(index=False):
-        if e.sheet == REMOVED_SHEET:
-            continue
+    for e in current_entries(entries, unit_ids).itertuples(index=False):
         for code in filter(None, e.codes.split(";")):
             rows.append({"unit_type": e.unit_type, "unit_id": e.unit_id, "code_id": code, "coder": e.coder,
                          "rule_id": "", "evidence": "", "start_char": -1, "end_char": -1})
@@ -257,12 +275,13 @@ def coder_codes(entries: pd.DataFrame) -> pd.DataFrame:
                                        "start_char", "end_char"])
 
 
-def coded_entries(entries: pd.DataFrame) -> pd.DataFrame:
-    """The entries that make a unit coded by a coder: on a unit sheet, with at least one code or a memo."""
+def coded_entries(entries: pd.DataFrame, unit_ids=None) -> pd.DataFrame:
+    """The entries that make a unit coded by a coder: current (see ``current_entries``), with at least one code
+    or a memo."""
+    entries = current_entries(entries, unit_ids)
     if entries.empty:
         return entries
-    keep = (entries["sheet"] != REMOVED_SHEET) & ((entries["codes"] != "") | (entries["memo"] != ""))
-    return entries[keep]
+    return entries[(entries["codes"] != "") | (entries["memo"] != "")]
 
 
 # --- writing ------------------------------------------------------------------------------------------------

@@ -102,7 +102,8 @@ def run_code(study: Study, log: RunLog, codebook=None, entries=None):
     turns = _table(study, "turns", "ingest")
     segments = _table(study, "segments", "align")
     auto = apply_codebook(codebook, turns, segments)
-    codes = pd.concat([auto, coder_codes(entries)], ignore_index=True) if len(entries) else auto
+    current = set(turns["turn_id"]) | set(segments["segment_id"])  # codes of a unit that is gone are not current
+    codes = pd.concat([auto, coder_codes(entries, current)], ignore_index=True) if len(entries) else auto
     write_parquet(codes, study.interim / "codes.parquet")
     write_parquet(entries, study.interim / "coder_entries.parquet")
     return codes

@@ -98,7 +98,7 @@ CODEBOOK = Codebook(codes=[Code(DENIAL, units=("turn",), roles=("client",)),
                            Code(CLARIFY, units=("turn",), roles=("therapist",)),
                            Code(HURT, units=("segment",))])
 SCOPE = {**{t: ("turn", "client") for t in ("t1", "t2", "t4", "t5", "t6")}, "t3": ("turn", "therapist"),
-         "s1": ("segment", "client"), "s2": ("segment", "client"), "r1": ("turn", "client")}
+         "s1": ("segment", "client"), "s2": ("segment", "client")}  # r1 is gone: its codes are in Removed units
 
 
 def entry(coder, unit, codes=(), memo="", sheet=None, extra=""):
@@ -150,6 +150,14 @@ def test_agreement_per_code_and_pooled_by_hand():
     assert p.cohen_kappa == pytest.approx(0.1)
     assert p.krippendorff_alpha == pytest.approx(1 - 17 * 8 / (2 * 10 * 8))
     assert p.positive_agreement == pytest.approx(0.6)
+
+
+def test_a_unit_that_is_gone_does_not_count_and_one_that_came_back_does():
+    gone = pd.DataFrame([entry("alice", "t1", [DENIAL]), entry("bob", "t1", [DENIAL])], columns=ENTRY_COLUMNS)
+    assert agreement(gone, CODEBOOK, {"t2": ("turn", "client")}).empty
+    back = ENTRIES[ENTRIES["unit_id"] == "r1"]
+    table = agreement(back, CODEBOOK, {"r1": ("turn", "client")}).set_index("code_id")
+    assert table.loc[DENIAL, "units"] == 1 and table.loc[DENIAL, "percent_agreement"] == 100
 
 
 def test_a_code_given_outside_its_scope_still_counts_there():

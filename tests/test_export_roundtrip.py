@@ -1,0 +1,286 @@
+"""The round trip on the demo study: two coders code their workbooks as people do (codes, memos, a sorted sheet,
+an added column, a hidden column), a transcript is corrected, `ipr analyze` runs again; every entry is found in
+codes.parquet, in the re-exported workbooks and in agreement figures equal to a computation by hand."""
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from openpyxl import load_workbook
+
+from pipeline.cli import main
+from pipeline.codebook import load_codebook
+
+REPO = Path(__file__).resolve().parent.parent
+
+AGREEMENT_COLUMNS = ["code_id", "units", "coders", "percent_agreement", "cohen_kappa", "krippendorff_alpha",
+                     "positive_agreement"]
+X, Y = "rupture.withdrawal.denial", "rupture.confrontation.rejecting_intervention"
+Y2 = "rupture.withdrawal.minimal_response"
+Z = "resolution.clarify_misunderstanding"
+R1, R2 = "recall.rupture.unheard", "recall.repair.understood"
+SESSION, IPR = "D02_S5_session", "D01_S3_ipr-client"
+
+
+def _invoke(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def _units(path, sheet):
+    ws = load_workbook(path, read_only=True)[sheet]
+    rows = list(ws.iter_rows(values_only=True))
+    head = list(rows[0])
+    return [dict(zip(head, r, strict=False)) for r in rows[1:]]
+
+
+def _code(path, sheet, plan: dict, sort_by=None, add_column=None, hide=None):
+    """Code a workbook as a coder would: ``plan`` unit_id -> (codes, memo)."""
+    wb = load_workbook(path)
+    ws = wb[sheet]
+    head = [c.value for c in ws[1]]
+    if sort_by:  # sort the rows, as Data > Sort does
+        body = [[c.value for c in row] for row in ws.iter_rows(min_row=2)]
+        body.sort(key=lambda r: str(r[head.index(sort_by)]))
+        for r, values in enumerate(body, 2):
+            for c, v in enumerate(values, 1):
+                ws.cell(r, c).value = v
+                ws.cell(r, c).data_type = "s" if isinstance(v, str) else ws.cell(r, c).data_type
+    if add_column:
+        head.append(add_column[0])
+        ws.cell(1, len(head)).value = add_column[0]
+    for r in range(2, ws.max_row + 1):
+        uid = ws.cell(r, 1).value
+        if uid in plan:
+            codes, memo = plan[uid]
+            for i, code in enumerate(codes, 1):
+                ws.cell(r, head.index(f"code {i}") + 1).value = code
+            if memo:
+                cell = ws.cell(r, head.index("memo") + 1)
+                cell.value = memo
+                cell.data_type = "s"  # typed as text (a memo may begin with "=")
+        if add_column and uid in add_column[1]:
+            ws.cell(r, len(head)).value = add_column[1][uid]
+    if hide:
+        ws.column_dimensions[ws.cell(1, head.index(hide) + 1).column_letter].hidden = True
+    wb.save(path)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("roundtrip") / "study"
+    shutil.copytree(REPO / "data" / "raw", root / "data" / "raw")
+    shutil.copytree(REPO / "codebooks", root / "codebooks")
+    shutil.copy(REPO / "study.toml", root / "study.toml")
+    result = _invoke("analyze", "--study", str(root))
+    assert result.exit_code == 0, result.output
+    coded = root / "data" / "coded"
+    turns = _units(coded / "coder_a" / f"{SESSION}.xlsx", "Turns")
+    clients = [t for t in turns if t["role"] == "client"]
+    therapists = [t for t in turns if t["role"] == "therapist"]
+    c = [t["unit_id"] for t in clients]
+    t = [t["unit_id"] for t in therapists]
+    s = [u["unit_id"] for u in _units(coded / "coder_a" / f"{IPR}.xlsx", "Segments")]
+    # the turn a correction of the transcript will change (its ID follows its text)
+    changed = next(u for u in clients[4:] if "small thing" in u["text"])["unit_id"]
+    plan = {
+        "coder_a": {c[0]: ([X], ""), c[1]: ([X, Y], ""), c[2]: ([Y], ""), c[3]: ([], "nothing here"),
+                    changed: ([X], "fine, fine"), t[0]: ([Z], ""), t[1]: ([Z], "=nice move"),
+                    s[0]: ([R1], ""), s[1]: ([R1], ""), s[2]: ([], "no idea")},
+        "coder_b": {c[0]: ([X], ""), c[1]: ([Y], ""), c[2]: ([], "not sure"), c[3]: ([X, Y2], ""),
+                    changed: ([X], ""), t[0]: ([Z], ""), c[6]: ([Y], "only me"),
+                    s[0]: ([R1], ""), s[1]: ([R2], ""), s[2]: ([R2], "")},
+    }
+    _code(coded / "coder_a" / f"{SESSION}.xlsx", "Turns", {u: p for u, p in plan["coder_a"].items() if u in c + t},
+          sort_by="text", add_column=("my notes", {c[0]: "ask supervisor"}), hide="evidence")
+    _code(coded / "coder_b" / f"{SESSION}.xlsx", "Turns", {u: p for u, p in plan["coder_b"].items() if u in c + t})
+    _code(coded / "coder_a" / f"{IPR}.xlsx", "Segments", {u: p for u, p in plan["coder_a"].items() if u in s},
+          hide="status")
+    _code(coded / "coder_b" / f"{IPR}.xlsx", "Segments", {u: p for u, p in plan["coder_b"].items() if u in s},
+          add_column=("second look", {s[2]: "yes"}))
+    untouched = coded / "coder_a" / f"{IPR}.xlsx"
+    before = untouched.stat().st_mtime_ns
+    # the transcript is corrected: one coded turn changes
+    vtt = root / "data" / "raw" / f"{SESSION}.vtt"
+    vtt.write_text(vtt.read_text(encoding="utf-8").replace("a small thing", "a tiny thing"), encoding="utf-8")
+    result = _invoke("analyze", "--study", str(root))
+    assert result.exit_code == 0, result.output
+    assert untouched.stat().st_mtime_ns == before  # its transcript did not change: not rewritten
+    return {"root": root, "plan": plan, "changed": changed, "c": c, "t": t, "s": s}
+
+
+def test_every_entry_is_in_the_codes_table_with_the_coders_name(study):
+    codes = pd.read_parquet(study["root"] / "data" / "interim" / "codes.parquet")
+    mine = codes[codes["coder"] != "auto"]
+    expected = {(coder, u, code) for coder, plan in study["plan"].items() for u, (cs, _) in plan.items()
+                for code in cs if u != study["changed"]}
+    assert set(zip(mine["coder"], mine["unit_id"], mine["code_id"], strict=True)) == expected
+    assert len(mine) == len(expected)
+    assert set(mine.loc[mine["unit_id"].isin(study["s"]), "unit_type"]) == {"segment"}
+    assert set(mine.loc[~mine["unit_id"].isin(study["s"]), "unit_type"]) == {"turn"}
+    assert (codes["coder"] == "auto").any()
+
+
+def test_the_re_exported_workbooks_keep_every_entry(study):
+    coded = study["root"] / "data" / "coded"
+    for coder, plan in study["plan"].items():
+        path = coded / coder / f"{SESSION}.xlsx"
+        assert list((path.parent / ".backup").glob(f"{SESSION}.*.xlsx")), "a backup before the rewrite"
+        rows = {r["unit_id"]: r for r in _units(path, "Turns")}
+        for u, (cs, memo) in plan.items():
+            if u in study["s"] or u == study["changed"]:
+                continue
+            assert [rows[u][f"code {i}"] for i in range(1, len(cs) + 1)] == cs, (coder, u)
+            assert (rows[u]["memo"] or "") == memo, (coder, u)
+        assert study["changed"] not in rows
+        removed = _units(path, "Removed units")
+        assert [(r["unit_id"], r["code 1"], r["removed on"]) for r in removed] == [
+            (study["changed"], "rupture.withdrawal.denial", date.today().isoformat())]
+        assert removed[0]["memo"] == ("fine, fine" if coder == "coder_a" else None)
+    a = load_workbook(coded / "coder_a" / f"{SESSION}.xlsx")["Turns"]
+    head = [c.value for c in a[1]]
+    assert head[-1] == "my notes"
+    notes = {r[0]: r[-1] for r in a.iter_rows(min_row=2, values_only=True)}
+    assert notes[study["c"][0]] == "ask supervisor"
+    assert a.column_dimensions[a.cell(1, head.index("evidence") + 1).column_letter].hidden
+    memo = next(r for r in a.iter_rows(min_row=2) if r[0].value == study["t"][1])[head.index("memo")]
+    assert memo.value == "=nice move" and memo.data_type == "s"
+    # the interview workbooks were not rewritten: the coders' entries are there as they left them
+    b = {r["unit_id"]: r for r in _units(coded / "coder_b" / f"{IPR}.xlsx", "Segments")}
+    assert b[study["s"][2]]["second look"] == "yes" and b[study["s"][1]]["code 1"] == R2
+
+
+def _reference(study) -> dict[str, dict]:
+    """Agreement of the two coders by hand: per code over the jointly coded units it applies to (or was given)."""
+    codebook = load_codebook(study["root"] / "codebooks" / "rupture_repair.yaml")
+    turns = pd.read_parquet(study["root"] / "data" / "interim" / "turns.parquet").set_index("turn_id")
+    a, b = ({u: set(cs) for u, (cs, _) in study["plan"][k].items() if u != study["changed"]}
+            for k in ("coder_a", "coder_b"))
+    joint = [u for u in a if u in b]
+    used = sorted({code for u in joint for code in a[u] | b[u]}, key=codebook.ids().index)
+
+    def figures(pairs):
+        n = len(pairs)
+        agree = sum(x == y for x, y in pairs)
+        pa, pb = sum(x for x, _ in pairs) / n, sum(y for _, y in pairs) / n
+        p_o, p_e = agree / n, pa * pb + (1 - pa) * (1 - pb)
+        both = sum(x and y for x, y in pairs)
+        n1 = sum(x + y for x, y in pairs)
+        n0 = 2 * n - n1
+        return {"units": n, "coders": 2, "percent_agreement": 100 * p_o,
+                "cohen_kappa": (p_o - p_e) / (1 - p_e) if p_e < 1 else None,
+                "krippendorff_alpha": 1 - (2 * n - 1) * 2 * (n - agree) / (2 * n0 * n1) if n0 and n1 else None,
+                "positive_agreement": 2 * both / (2 * both + n - agree) if both or n - agree else None}
+
+    out, pooled = {}, []
+    for code in used:
+        c = codebook.get(code)
+        units = [u for u in joint
+                 if (("segment", None) if u in study["s"] else ("turn", turns.loc[u, "role"]))[0] in c.units
+                 and (u in study["s"] or not c.roles or turns.loc[u, "role"] in c.roles)
+                 or code in a[u] | b[u]]
+        pairs = [(int(code in a[u]), int(code in b[u])) for u in units]
+        out[code] = figures(pairs)
+        pooled += pairs
+    out["(all codes)"] = {**figures(pooled), "units": len(joint)}
+    return out
+
+
+def test_agreement_equals_the_computation_by_hand(study):
+    root = study["root"]
+    csv = pd.read_csv(root / "reports" / "agreement.csv")
+    assert list(csv.columns) == AGREEMENT_COLUMNS
+    table = pd.read_parquet(root / "data" / "interim" / "agreement.parquet").set_index("code_id")
+    expected = _reference(study)
+    assert list(table.index) == list(expected)
+    for code, figures in expected.items():
+        for name, value in figures.items():
+            got = table.loc[code, name]
+            if value is None:
+                assert pd.isna(got), (code, name)
+            else:
+                assert got == pytest.approx(value), (code, name)
+    assert csv.set_index("code_id").loc["(all codes)", "percent_agreement"] == pytest.approx(
+        expected["(all codes)"]["percent_agreement"], abs=1e-4)
+    sheets = load_workbook(root / "reports" / "tables.xlsx", read_only=True).sheetnames
+    assert "Agreement" in sheets and "Suggestions vs coders" in sheets and len(sheets) > 2
+    versus = pd.read_csv(root / "reports" / "suggestions_vs_coders.csv")
+    assert set(versus["coder"]) == {"coder_a", "coder_b"}
+    assert (versus["code_id"] == "(all codes)").sum() == 2
+
+
+def test_ipr_agreement_prints_and_keeps_the_other_tables(study, tmp_path):
+    root = tmp_path / "s"
+    shutil.copytree(study["root"], root)
+    result = _invoke("agreement", "--study", str(root))
+    assert result.exit_code == 0, result.output
+    assert "(all codes)" in result.output and "suggestions against coder_a" in result.output
+    sheets = load_workbook(root / "reports" / "tables.xlsx", read_only=True).sheetnames
+    assert "Agreement" in sheets and len(sheets) > 2
+
+
+# --- import errors: one line naming workbook, sheet and cell; exit 1; nothing written ----------------------
+
+def _snapshot(root):
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def _broken(study, tmp_path, breaker):
+    root = tmp_path / "s"
+    shutil.copytree(study["root"], root)
+    breaker(root / "data" / "coded")
+    before = _snapshot(root)
+    result = _invoke("analyze", "--study", str(root))
+    assert result.exit_code == 1, result.output
+    assert _snapshot(root) == before, "nothing may be written"
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_an_unknown_code_stops_the_run(study, tmp_path):
+    def breaker(coded):
+        path = coded / "coder_b" / f"{IPR}.xlsx"
+        wb = load_workbook(path)
+        wb["Segments"]["K3"].value = "recall.rupture.angry"
+        wb.save(path)
+    line = _broken(study, tmp_path, breaker)
+    assert line.startswith(f"error: data/coded/coder_b/{IPR}.xlsx, sheet Segments, cell K3: unknown code "
+                           "'recall.rupture.angry'")
+
+
+def test_a_deleted_unit_id_column_stops_the_run(study, tmp_path):
+    def breaker(coded):
+        path = coded / "coder_a" / f"{SESSION}.xlsx"
+        wb = load_workbook(path)
+        wb["Turns"].delete_cols(1)
+        wb.save(path)
+    line = _broken(study, tmp_path, breaker)
+    assert line.startswith(f"error: data/coded/coder_a/{SESSION}.xlsx, sheet Turns, row 1: the unit_id column is "
+                           "missing")
+
+
+def test_a_deleted_unit_id_cell_stops_the_run(study, tmp_path):
+    def breaker(coded):
+        path = coded / "coder_b" / f"{SESSION}.xlsx"
+        wb = load_workbook(path)
+        ws = wb["Turns"]
+        row = next(r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == study["c"][0])
+        ws.cell(row, 1).value = None
+        wb.save(path)
+        return row
+    line = _broken(study, tmp_path, breaker)
+    assert line.startswith(f"error: data/coded/coder_b/{SESSION}.xlsx, sheet Turns, cell A")
+    assert "no unit_id" in line
+
+
+def test_a_workbook_open_in_excel_stops_the_run(study, tmp_path):
+    line = _broken(study, tmp_path, lambda coded: (coded / "coder_a" / "~$1_S3_ipr-client.xlsx").write_bytes(b"x"))
+    assert line.startswith(f"error: data/coded/coder_a/{IPR}.xlsx: is open in Excel or LibreOffice")
+
+
+def test_a_file_that_is_not_a_workbook_stops_the_run(study, tmp_path):
+    line = _broken(study, tmp_path, lambda coded: (coded / "coder_b" / f"{IPR}.xlsx").write_text("unit_id\n"))
+    assert line.startswith(f"error: data/coded/coder_b/{IPR}.xlsx: is not a readable Excel workbook")
