@@ -1,0 +1,113 @@
+"""Figures of the report, drawn with matplotlib (Agg, imported only when a figure is drawn) and saved as PNG.
+
+Every function takes tables and a path, draws one figure, saves it and returns the path; the report embeds the
+PNG files and they stay in ``reports/figures/`` for slides and papers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .files import atomic_path
+from .timecode import format_time
+
+DPI = 200
+WIDTH_IN = 6.5
+COLORS = {"withdrawal": "#4C72B0", "confrontation": "#C44E52", "resolution": "#55A868", "client": "#8172B2",
+          "therapist": "#CCB974"}
+SOURCE_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B2", "#937860", "#DA8BC3", "#8C8C8C"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def time_label(seconds: float, _pos=None) -> str:
+    """Axis ticks as h:mm:ss, as every time in the report."""
+    return format_time(max(0.0, seconds))
+
+
+def code_frequency_figure(freq: pd.DataFrame, sources: list[str], path: Path, title: str = "") -> Path:
+    """Horizontal bars: units per code (rows ``label``), one bar per source (columns named as in ``sources``)."""
+    plt = _pyplot()
+    freq = freq.iloc[::-1]  # matplotlib draws the first row at the bottom
+    n, k = len(freq), max(1, len(sources))
+    height = min(22.0, 1.2 + 0.34 * n * (1 + 0.3 * (k - 1)))
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, height))
+    bar = 0.8 / k
+    for i, src in enumerate(sources):
+        ys = [y + (k - 1 - i) * bar - 0.4 + bar / 2 for y in range(n)]
+        ax.barh(ys, freq[src].to_numpy(dtype=float), height=bar, label=src,
+                color=SOURCE_COLORS[i % len(SOURCE_COLORS)])
+    ax.set_yticks(range(n))
+    ax.set_yticklabels(freq["label"], fontsize=7, linespacing=1.1)
+    ax.set_xlabel("units coded", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_ylim(-0.6, n - 0.4)
+    if k > 1:
+        ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(k, 6))
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def timeline_figure(title: str, duration_s: float, ruptures: pd.DataFrame, resolutions: pd.DataFrame,
+                    sequences: pd.DataFrame, stops: pd.DataFrame, path: Path, segment_s: float = 300.0) -> Path:
+    """One session on its clock: rupture markers by type, resolution strategies, the link from each repaired
+    rupture to its repair, the IPR stops of client and therapist, and the 5-minute segments shaded."""
+    plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
+
+    lanes = ["therapist IPR stops", "client IPR stops", "resolution", "confrontation", "withdrawal"]
+    y = {name: i for i, name in enumerate(lanes)}
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.4))
+    end = max(duration_s if duration_s == duration_s else 0.0, segment_s)
+    for k in range(int(end // segment_s) + 1):
+        if k % 2 == 0:
+            ax.axvspan(k * segment_s, min((k + 1) * segment_s, end), color="#f2f2f2", zorder=0, linewidth=0)
+    for kind in ("withdrawal", "confrontation"):
+        r = ruptures[ruptures["type"].str.contains(kind)]
+        ax.scatter(r["time_s"], [y[kind]] * len(r), marker="v" if kind == "withdrawal" else "^", s=36,
+                   color=COLORS[kind], zorder=3, label=f"{kind} rupture")
+    ax.scatter(resolutions["time_s"], [y["resolution"]] * len(resolutions), marker="o", s=30,
+               color=COLORS["resolution"], zorder=3, label="resolution strategy")
+    types = dict(zip(ruptures["turn_id"], ruptures["type"], strict=True))
+    for s in sequences[sequences["status"] == "repaired"].itertuples(index=False):
+        lane = "withdrawal" if "withdrawal" in types.get(s.rupture_turn_id, "withdrawal") else "confrontation"
+        ax.annotate("", xy=(s.repair_s, y["resolution"]), xytext=(s.rupture_s, y[lane]),
+                    arrowprops={"arrowstyle": "->", "color": "#777777", "lw": 0.8}, zorder=2)
+    for who in ("client", "therapist"):
+        st = stops[stops["participant"] == who]
+        ax.scatter(st["session_s"], [y[f"{who} IPR stops"]] * len(st), marker="|", s=120, linewidths=1.6,
+                   color=COLORS[who], zorder=3)
+    ax.set_yticks(range(len(lanes)))
+    ax.set_yticklabels(lanes, fontsize=7)
+    ax.set_ylim(-0.6, len(lanes) - 0.4)
+    ax.set_xlim(-0.01 * end, end * 1.02)
+    ax.xaxis.set_major_locator(MultipleLocator(segment_s if end <= 6 * segment_s else 2 * segment_s))
+    ax.xaxis.set_major_formatter(FuncFormatter(time_label))
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_xlabel("session time (shaded bands: 5-minute segments)", fontsize=7)
+    ax.spines[["top", "right", "left"]].set_visible(False)
+    ax.tick_params(axis="y", length=0)
+    ax.set_title(title, fontsize=9, loc="left")
+    return _save(fig, path)

@@ -1,0 +1,189 @@
+"""Rupture → repair sequences within sessions, from the codes of session turns.
+
+Plain functions from tables to tables.  A **rupture marker** is a client turn of a session with one or more
+``rupture.*`` codes; a **resolution** is a therapist turn with one or more ``resolution.*`` codes.  A rupture is
+**repaired** when a resolution follows it in the same session (a later turn) within ``window_s`` seconds (the
+setting ``repair_window_s``); its repair is the first such resolution, and the time to repair runs from the start
+of the rupture turn to the start of the resolution turn.  Several ruptures in a row may share one repair.
+
+As the 3RS does, ruptures are also counted per 5-minute segment of each session, by type (withdrawal,
+confrontation).  Turns without a time of their own take times interpolated from their neighbours (as alignment
+does); in a session without any times, no window can be measured, and its ruptures have the status ``no_time``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .align import session_times
+from .timecode import format_time
+
+RUPTURE_TYPES = ("withdrawal", "confrontation")
+SEGMENT_S = 300.0
+
+MARKER_COLUMNS = ["case", "session", "transcript_id", "turn_id", "seq", "time_s", "codes", "type", "text"]
+SEQUENCE_COLUMNS = ["case", "session", "transcript_id", "rupture_turn_id", "rupture_s", "rupture_type",
+                    "rupture_codes", "rupture_text", "repair_turn_id", "repair_s", "repair_codes", "repair_text",
+                    "time_to_repair_s", "status"]
+SUMMARY_COLUMNS = ["case", "session", "ruptures", "withdrawal", "confrontation", "resolutions", "repaired",
+                   "resolution_rate", "median_time_to_repair_s", "mean_time_to_repair_s"]
+SEGMENT_COLUMNS = ["case", "session", "segment", "from_s", "to_s", "withdrawal", "confrontation", "ruptures",
+                   "resolutions", "repaired"]
+ALL = "(all sessions)"
+
+
+def timed_session_turns(turns: pd.DataFrame) -> pd.DataFrame:
+    """The session turns in order, with ``time_s``: the start time, interpolated where a turn has none."""
+    session = turns[turns["kind"] == "session"]
+    parts = []
+    for _, g in session.groupby("transcript_id", sort=True):
+        g = g.sort_values("seq").copy()
+        g["time_s"] = session_times(g)
+        parts.append(g)
+    if not parts:
+        return session.assign(time_s=pd.Series(dtype="float64"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _markers(codes: pd.DataFrame, turns: pd.DataFrame, prefix: str, role: str) -> pd.DataFrame:
+    timed = timed_session_turns(turns)
+    hits = codes[(codes["unit_type"] == "turn") & codes["code_id"].str.startswith(prefix)]
+    hits = hits[hits["unit_id"].isin(timed.loc[timed["role"] == role, "turn_id"])]
+    if hits.empty:
+        return pd.DataFrame(columns=MARKER_COLUMNS).astype({"seq": "int64", "time_s": "float64"})
+    per_turn = hits.groupby("unit_id")["code_id"].agg(lambda s: ";".join(sorted(set(s))))
+    t = timed[timed["turn_id"].isin(per_turn.index)].copy()
+    t["codes"] = t["turn_id"].map(per_turn)
+    t["type"] = t["codes"].map(rupture_type) if prefix == "rupture." else "resolution"
+    t = t.sort_values(["case", "session", "transcript_id", "seq"])
+    return t[MARKER_COLUMNS].reset_index(drop=True).astype({"seq": "int64", "time_s": "float64"})
+
+
+def rupture_type(codes: str) -> str:
+    """``withdrawal``, ``confrontation`` or both (``withdrawal+confrontation``), from ``;``-joined code IDs."""
+    kinds = {c.split(".")[1] for c in codes.split(";") if c.count(".") >= 1}
+    found = [k for k in RUPTURE_TYPES if k in kinds]
+    return "+".join(found) if found else "other"
+
+
+def rupture_markers(codes: pd.DataFrame, turns: pd.DataFrame) -> pd.DataFrame:
+    """One row per client session turn with a ``rupture.*`` code: its time, its codes, its type."""
+    return _markers(codes, turns, "rupture.", "client")
+
+
+def resolution_markers(codes: pd.DataFrame, turns: pd.DataFrame) -> pd.DataFrame:
+    """One row per therapist session turn with a ``resolution.*`` code."""
+    return _markers(codes, turns, "resolution.", "therapist")
+
+
+def repair_sequences(ruptures: pd.DataFrame, resolutions: pd.DataFrame, window_s: float = 300.0) -> pd.DataFrame:
+    """For each rupture, the first resolution that follows it in its session within ``window_s`` seconds."""
+    rows = []
+    by_session = {tid: g.sort_values("seq") for tid, g in resolutions.groupby("transcript_id")}
+    for r in ruptures.itertuples(index=False):
+        row = {"case": r.case, "session": r.session, "transcript_id": r.transcript_id,
+               "rupture_turn_id": r.turn_id, "rupture_s": r.time_s, "rupture_type": r.type,
+               "rupture_codes": r.codes, "rupture_text": r.text, "repair_turn_id": None, "repair_s": math.nan,
+               "repair_codes": None, "repair_text": None, "time_to_repair_s": math.nan}
+        if _missing(r.time_s):
+            row["status"] = "no_time"
+            rows.append(row)
+            continue
+        later = by_session.get(r.transcript_id)
+        if later is not None:
+            later = later[(later["seq"] > r.seq) & (later["time_s"] - r.time_s <= window_s)]
+        if later is None or later.empty:
+            row["status"] = "unrepaired"
+        else:
+            fix = later.iloc[0]
+            row.update({"repair_turn_id": fix["turn_id"], "repair_s": float(fix["time_s"]),
+                        "repair_codes": fix["codes"], "repair_text": fix["text"],
+                        "time_to_repair_s": max(0.0, float(fix["time_s"]) - float(r.time_s)),
+                        "status": "repaired"})
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=SEQUENCE_COLUMNS).astype(
+        {"rupture_s": "float64", "repair_s": "float64", "time_to_repair_s": "float64"})
+    for c in ("repair_turn_id", "repair_codes", "repair_text"):
+        out[c] = out[c].astype(object).where(out[c].notna(), None)
+    return out
+
+
+def _missing(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def resolution_summary(sequences: pd.DataFrame, resolutions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per session and over all sessions: ruptures by type, resolutions, repaired, the resolution rate (repaired
+    of the ruptures whose time is known) and the median and mean time to repair."""
+    resolutions = resolutions if resolutions is not None else pd.DataFrame(columns=MARKER_COLUMNS)
+    keys = sorted(set(zip(sequences["case"], sequences["session"], strict=True))
+                  | set(zip(resolutions["case"], resolutions["session"], strict=True)))
+    rows = []
+    for case, session in keys + [(ALL, "")]:
+        if case == ALL:
+            if len(keys) < 2:
+                break
+            s, res = sequences, resolutions
+        else:
+            s = sequences[(sequences["case"] == case) & (sequences["session"] == session)]
+            res = resolutions[(resolutions["case"] == case) & (resolutions["session"] == session)]
+        rows.append(_summary_row(case, session, s, len(res)))
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def _summary_row(case, session, s: pd.DataFrame, n_resolutions: int) -> dict:
+    timed = s[s["status"] != "no_time"]
+    repaired = s[s["status"] == "repaired"]
+    ttr = repaired["time_to_repair_s"]
+    return {
+        "case": case, "session": session, "ruptures": len(s),
+        "withdrawal": int(s["rupture_type"].str.contains("withdrawal").sum()),
+        "confrontation": int(s["rupture_type"].str.contains("confrontation").sum()),
+        "resolutions": n_resolutions, "repaired": len(repaired),
+        "resolution_rate": round(len(repaired) / len(timed), 3) if len(timed) else math.nan,
+        "median_time_to_repair_s": float(ttr.median()) if len(ttr) else math.nan,
+        "mean_time_to_repair_s": round(float(ttr.mean()), 1) if len(ttr) else math.nan,
+    }
+
+
+def session_durations(turns: pd.DataFrame) -> pd.DataFrame:
+    """``case, session, transcript_id, duration_s`` for every session transcript (NaN when it has no times)."""
+    timed = timed_session_turns(turns)
+    rows = []
+    for tid, g in timed.groupby("transcript_id", sort=True):
+        ends = pd.concat([g["time_s"], g["end_s"].astype("float64")])
+        rows.append({"case": g["case"].iloc[0], "session": g["session"].iloc[0], "transcript_id": tid,
+                     "duration_s": float(ends.max()) if ends.notna().any() else math.nan})
+    return pd.DataFrame(rows, columns=["case", "session", "transcript_id", "duration_s"])
+
+
+def ruptures_per_segment(ruptures: pd.DataFrame, resolutions: pd.DataFrame, sequences: pd.DataFrame,
+                         turns: pd.DataFrame, segment_s: float = SEGMENT_S) -> pd.DataFrame:
+    """Ruptures (client turns with a rupture code) by type, resolutions and repaired ruptures per segment of
+    ``segment_s`` seconds of every timed session, empty segments included."""
+    rows = []
+    repaired = set(sequences.loc[sequences["status"] == "repaired", "rupture_turn_id"])
+    for d in session_durations(turns).itertuples(index=False):
+        if _missing(d.duration_s):
+            continue
+        n = max(1, math.ceil(d.duration_s / segment_s))
+        rup = ruptures[ruptures["transcript_id"] == d.transcript_id]
+        res = resolutions[resolutions["transcript_id"] == d.transcript_id]
+        rup_k = np.minimum((rup["time_s"] // segment_s).to_numpy(), n - 1)
+        res_k = np.minimum((res["time_s"] // segment_s).to_numpy(), n - 1)
+        for k in range(n):
+            here = rup[rup_k == k]
+            rows.append({"case": d.case, "session": d.session, "segment": k + 1, "from_s": k * segment_s,
+                         "to_s": min((k + 1) * segment_s, max(d.duration_s, k * segment_s)),
+                         "withdrawal": int(here["type"].str.contains("withdrawal").sum()),
+                         "confrontation": int(here["type"].str.contains("confrontation").sum()),
+                         "ruptures": len(here), "resolutions": int((res_k == k).sum()),
+                         "repaired": int(here["turn_id"].isin(repaired).sum())})
+    return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
+
+
+def segment_label(from_s: float, to_s: float) -> str:
+    return f"{format_time(from_s)}–{format_time(to_s)}"
