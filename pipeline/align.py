@@ -6,6 +6,7 @@ transcript's clock; the turns on screen just before it are the session context o
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,31 @@ class Aligned:
     warnings: list[str]
 
 
+@dataclass
+class _Columns:
+    """A transcript's turns as plain arrays and lists: selecting rows of a wide frame costs far more than this
+    stage's own work, once per stop."""
+
+    transcript_id: str
+    seq: np.ndarray
+    turn_id: list[str]
+    speaker: list[str]
+    role: list[str]
+    text: list[str]
+    end_s: np.ndarray
+
+    @classmethod
+    def of(cls, turns: pd.DataFrame) -> _Columns:
+        return cls(turns["transcript_id"].iat[0], turns["seq"].to_numpy(), turns["turn_id"].tolist(), turns["speaker"].tolist(),
+                   turns["role"].tolist(), turns["text"].tolist(), turns["end_s"].to_numpy(dtype=float))
+
+    def lines(self, idx, times=None) -> str:
+        if times is None:
+            return "\n".join(f"{label(self.speaker[i], self.role[i])}: {self.text[i]}" for i in idx)
+        return "\n".join(f"[{format_time(times[i])}] {label(self.speaker[i], self.role[i])}: {self.text[i]}"
+                         for i in idx)
+
+
 def session_times(session: pd.DataFrame) -> np.ndarray:
     """Start times for every turn of a session, in order: turns without a time (some transcripts stamp only every
     few turns) take times interpolated from their neighbours.  All NaN when the session has no times at all."""
@@ -45,11 +71,6 @@ def session_times(session: pd.DataFrame) -> np.ndarray:
 
 def label(line_speaker: str, role: str) -> str:
     return line_speaker or role
-
-
-def _context(turns: pd.DataFrame, times: np.ndarray) -> str:
-    return "\n".join(f"[{format_time(t)}] {label(s, r)}: {x}"
-                     for t, s, r, x in zip(times, turns["speaker"], turns["role"], turns["text"], strict=True))
 
 
 def segment_ids(transcript_id: str, video_times: list[float]) -> list[str]:
@@ -70,12 +91,14 @@ def align(turns: pd.DataFrame, stops: pd.DataFrame, window_s: float = 60.0) -> A
     sessions = {key: g.sort_values("seq") for key, g in turns[turns["kind"] == "session"].groupby(
         ["case", "session"], sort=False)}
     interviews = turns[turns["kind"] == "ipr"]
+    stops_of = {tid: g.sort_values("stop_no") for tid, g in stops.groupby("transcript_id", sort=False)}
+    empty_stops = stops.iloc[:0]
     for tid, ipr in interviews.groupby("transcript_id", sort=True):
         ipr = ipr.sort_values("seq")
         first = ipr.iloc[0]
         case, session, participant = first["case"], first["session"], first["participant"]
         file = f"data/raw/{first['source_file']}"
-        its_stops = stops[stops["transcript_id"] == tid].sort_values("stop_no")
+        its_stops = stops_of.get(tid, empty_stops)
         session_turns = sessions.get((case, session))
         notes: list[str] = []
         if its_stops.empty:
@@ -92,17 +115,19 @@ def align(turns: pd.DataFrame, stops: pd.DataFrame, window_s: float = 60.0) -> A
         seg_ids = segment_ids(tid, its_stops["video_s"].tolist())
         prev_s = None
         after = its_stops["after_seq"].tolist() + [int(ipr["seq"].max())]
+        cols = _Columns.of(ipr)
+        sess = _Columns.of(session_turns) if session_turns is not None else None
         for k, (stop, seg_id) in enumerate(zip(its_stops.itertuples(index=False), seg_ids, strict=True)):
-            recall = ipr[(ipr["seq"] > after[k]) & (ipr["seq"] <= after[k + 1])]
-            own = recall[recall["role"] == participant]
+            lo, hi = np.searchsorted(cols.seq, [after[k], after[k + 1]], side="right")
+            recall = range(lo, hi)
             row = {
                 "segment_id": seg_id, "transcript_id": tid, "case": case, "session": session,
                 "participant": participant, "stop_no": int(stop.stop_no), "video_s": float(stop.video_s),
                 "session_s": float(stop.session_s), "session_transcript_id": None, "window_start_s": np.nan,
                 "window_end_s": np.nan, "session_turn_ids": "", "context_text": "",
-                "recall_text": "\n".join(own["text"]), "recall_turn_ids": ";".join(recall["turn_id"]),
-                "recall_dialogue": "\n".join(f"{label(s, r)}: {x}" for s, r, x in
-                                             zip(recall["speaker"], recall["role"], recall["text"], strict=True)),
+                "recall_text": "\n".join(cols.text[i] for i in recall if cols.role[i] == participant),
+                "recall_turn_ids": ";".join(cols.turn_id[i] for i in recall),
+                "recall_dialogue": cols.lines(recall),
                 "linked_segment_ids": "", "note": "",
             }
             at = float(stop.session_s)
@@ -119,20 +144,20 @@ def align(turns: pd.DataFrame, stops: pd.DataFrame, window_s: float = 60.0) -> A
             if session_turns is None:
                 row["status"] = "no_session_transcript"
             else:
-                row["session_transcript_id"] = session_turns.iloc[0]["transcript_id"]
-                row.update(_window(session_turns, times, at, max(lower, at - window_s)))
+                row["session_transcript_id"] = sess.transcript_id
+                row.update(_window(sess, times, at, max(lower, at - window_s)))
                 if row["status"] == "time_out_of_range":
                     warnings.append(f"{where}: stop {k + 1} at {format_time(stop.video_s)} (session time "
                                     f"{format_time(at)}) is outside the session transcript; check the time or "
                                     "the manifest's offset_s")
             segments.append(row)
-        seg_frame = pd.DataFrame([s for s in segments if s["transcript_id"] == tid], columns=SEGMENT_COLUMNS)
-        counts = seg_frame["status"].value_counts()
+        mine = segments[len(segments) - len(its_stops):]
+        counts = Counter(s["status"] for s in mine)
         summary.append({
             "transcript_id": tid, "case": case, "session": session, "participant": participant,
-            "stops": len(its_stops), "aligned": int(counts.get("aligned", 0)),
-            "not_aligned": ", ".join(f"{n} {s}" for s, n in counts.items() if s != "aligned"),
-            "notes": "; ".join(notes + sorted({n.split(':')[0] for n in seg_frame["note"] if n})),
+            "stops": len(its_stops), "aligned": counts.pop("aligned", 0),
+            "not_aligned": ", ".join(f"{n} {s}" for s, n in counts.most_common()),
+            "notes": "; ".join(notes + sorted({s["note"].split(":")[0] for s in mine if s["note"]})),
         })
     seg = pd.DataFrame(segments, columns=SEGMENT_COLUMNS)
     seg = seg.astype({"stop_no": "int64", "video_s": "float64", "session_s": "float64",
@@ -141,11 +166,11 @@ def align(turns: pd.DataFrame, stops: pd.DataFrame, window_s: float = 60.0) -> A
     return Aligned(seg, pd.DataFrame(summary, columns=SUMMARY_COLUMNS), warnings)
 
 
-def _window(session: pd.DataFrame, times: np.ndarray, at: float, start: float) -> dict:
+def _window(session: _Columns, times: np.ndarray, at: float, start: float) -> dict:
     """The session turns on screen before the stop: those starting in [start, at], and always the turn under way."""
     if np.isnan(times).all():
         return {"status": "no_time"}
-    end_of_session = np.nanmax(session["end_s"].to_numpy(dtype=float), initial=times[-1] + LAST_TURN_GRACE_S)
+    end_of_session = np.nanmax(session.end_s, initial=times[-1] + LAST_TURN_GRACE_S)
     if at < 0 or at > end_of_session:
         return {"status": "time_out_of_range"}
     under_way = np.flatnonzero(times <= at)
@@ -154,14 +179,13 @@ def _window(session: pd.DataFrame, times: np.ndarray, at: float, start: float) -
     last = under_way[-1]
     mask = (times >= start) & (times <= at)
     mask[last] = True
-    picked = session[mask]
-    first_time = float(times[mask][0])
+    picked = np.flatnonzero(mask)
     return {
         "status": "aligned",
-        "window_start_s": min(max(start, 0.0), first_time),
+        "window_start_s": min(max(start, 0.0), float(times[picked[0]])),
         "window_end_s": at,
-        "session_turn_ids": ";".join(picked["turn_id"]),
-        "context_text": _context(picked, times[mask]),
+        "session_turn_ids": ";".join(session.turn_id[i] for i in picked),
+        "context_text": session.lines(picked, times),
     }
 
 

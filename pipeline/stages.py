@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import platform
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +28,7 @@ class RunLog:
     started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     warnings: list[str] = field(default_factory=list)
     inputs: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for `make bench`
 
     def warn(self, items) -> None:
         for w in items:
@@ -49,7 +51,11 @@ def load_codebook(study: Study):
     if not path.exists():
         raise InputError(Problem(study.settings.codebook, "the codebook file is missing",
                                  hint="set `codebook` in study.toml to a codebook in codebooks/"))
-    return load(path)
+    try:
+        return load(path)
+    except InputError as e:  # name the codebook as study.toml does, not by its full path
+        raise InputError([Problem(relative(Path(p.file), study), p.message, p.where, p.hint)
+                          for p in e.problems]) from None
 
 
 # --- the stages ---------------------------------------------------------------------------------------------
@@ -173,21 +179,50 @@ def run_agreement(study: Study, log: RunLog, codebook=None, entries=None):
 
 def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
     log = RunLog()
+    clock = time.perf_counter()
+
+    def timed(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        log.timings[stage] = round(now - clock, 3)
+        clock = now
+
     codebook = load_codebook(study)
     entries = read_coders(study, codebook)  # before anything is written: a coder's work is never at risk
+    check_entries_for_names(study, entries)  # a real name in a memo fails the run before it is copied anywhere
+    timed("read")
     run_ingest(study, log, keep_going=keep_going, progress=progress)
+    timed("ingest")
     run_align(study, log)
+    timed("align")
     run_code(study, log, codebook, entries)
+    timed("code")
     run_export(study, log, codebook, entries, progress=progress)
+    timed("export")
     run_agreement(study, log, codebook, entries)
+    timed("agreement")
     write_text(study.interim / "run.json", json.dumps(
         {"started": log.started, "inputs": log.inputs, "warnings": log.warnings}, indent=1))
     run_report(study, log, codebook)
     from .agreement import update_tables_xlsx
 
     update_tables_xlsx(study, only_missing=True)  # the agreement sheets, when the report did not write them
+    timed("report")
     check_for_leaks(study)
+    write_text(study.interim / "run.json", json.dumps(
+        {"started": log.started, "inputs": log.inputs, "warnings": log.warnings, "timings": log.timings}, indent=1))
     return log
+
+
+def check_entries_for_names(study: Study, entries) -> None:
+    """Fail before writing anything when a coder's memo or own column holds a real name of the key."""
+    from .deidentify import entry_leaks, load_key
+
+    deid = load_key(study)
+    if deid is not None and len(entries):
+        leaks = entry_leaks(entries, deid)
+        if leaks:
+            raise InputError(leaks)
 
 
 def check_for_leaks(study: Study) -> None:

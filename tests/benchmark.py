@@ -1,0 +1,241 @@
+"""`make bench`: time `ipr analyze` on a synthetic study of a given size, beside baselines measured in the same run.
+
+The machine is shared and noisy, so the figures that matter are ratios: the pipeline against the floor (the bare
+spaCy tokenizer over the same text, plus writing the same number of rows with openpyxl in write-only mode) and
+against a naive coder (one regular expression per code).  Nothing here is a test: no time is asserted anywhere.
+
+    python tests/benchmark.py --pages 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+WORDS_PER_PAGE = 350
+
+# Synthetic talk: ordinary lines with the occasional rupture or repair, so the coder has work to do.
+ORDINARY = [
+    "I went to work on Monday and it was a long day, the meeting ran late again.",
+    "We talked about the weekend plans and my sister might come over with the kids.",
+    "Can you say more about what happened after you got home that evening?",
+    "It was okay, I mean the train was delayed but I got there in the end.",
+    "What did you notice in your body when that was happening?",
+    "I suppose I felt a bit tired, I had not slept well for a few nights.",
+    "That sounds like a lot to carry on your own, with everything at work.",
+    "My manager asked me to take on the new project and I said yes straight away.",
+    "How did that feel, saying yes before you had thought about it?",
+    "I think I was worried about letting people down, that's how it always goes.",
+]
+CHARGED = [
+    "I don't know. Maybe. I guess.",
+    "You're not listening to me, I already told you that.",
+    "I don't see the point of these sessions, we keep going in circles.",
+    "I'm fine, honestly, it doesn't bother me at all.",
+    "Just tell me what to do, you're the expert.",
+    "I think I pushed you too hard there, I'm sorry.",
+    "What is it like for you, talking with me about this right now?",
+    "It makes sense that you would want to keep this at a distance.",
+]
+RECALL = [
+    "I felt like she wasn't really hearing me, I just shut down.",
+    "I was annoyed but I didn't want to say anything.",
+    "When he said sorry I felt understood again, it was a relief.",
+    "I didn't notice it at the time, only now watching it back.",
+    "I could feel him pulling away and I pushed harder.",
+    "I felt judged, like a kid being told off.",
+]
+
+
+def stamp(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def session_lines(rng: random.Random, words: int) -> list[tuple[float, str, str]]:
+    out, t, n, who = [], 5.0, 0, "T"
+    while n < words:
+        text = " ".join(rng.choice(CHARGED if rng.random() < 0.12 else ORDINARY) for _ in range(rng.randint(1, 3)))
+        out.append((t, who, text))
+        n += len(text.split())
+        t += len(text.split()) * 0.4 + rng.uniform(1, 4)
+        who = "C" if who == "T" else "T"
+    return out
+
+
+def write_study(root: Path, pages: int, seed: int = 7) -> int:
+    """A study of about ``pages`` pages: per case one session and two IPR interviews, in mixed forms."""
+    from docx import Document
+
+    rng = random.Random(seed)
+    raw = root / "data" / "raw"
+    raw.mkdir(parents=True)
+    shutil.copytree(REPO / "codebooks", root / "codebooks")
+    (root / "study.toml").write_text('coders = ["coder_a", "coder_b"]\n')
+    target = pages * WORDS_PER_PAGE
+    words = case = 0
+    while words < target:
+        case += 1
+        cid = f"B{case:03d}"
+        session = session_lines(rng, 6000)
+        words += sum(len(x.split()) for _, _, x in session)
+        form = ("docx", "vtt", "txt")[case % 3]
+        path = raw / f"{cid}_S1_session.{form}"
+        if form == "docx":
+            doc = Document()
+            for t, who, text in session:
+                doc.add_paragraph(f"[{stamp(t)}] {who}: {text}")
+            doc.save(path)
+        elif form == "vtt":
+            cues = [f"{i}\n{stamp(t)}.000 --> {stamp(t + 3)}.500\n{'Therapist' if who == 'T' else 'Client'}: {text}\n"
+                    for i, (t, who, text) in enumerate(session, 1)]
+            path.write_text("WEBVTT\n\n" + "\n".join(cues), encoding="utf-8")
+        else:
+            path.write_text("\n".join(f"[{stamp(t)}] {who}: {text}" for t, who, text in session) + "\n")
+        end = session[-1][0]
+        for who in ("client", "therapist"):
+            lines, n = [], 0
+            label = "C" if who == "client" else "T"
+            for stop in sorted(rng.uniform(30, end) for _ in range(12)):
+                lines.append(f"[Video paused at {stamp(stop)}]")
+                for _ in range(rng.randint(3, 6)):
+                    q = rng.choice(["What was going on for you there?", "What did you feel then?",
+                                    "Can you say more about that?"])
+                    a = " ".join(rng.choice(RECALL + ORDINARY) for _ in range(rng.randint(2, 5)))
+                    lines += [f"I: {q}", f"{label}: {a}"]
+                    n += len((q + " " + a).split())
+            words += n
+            ext = "docx" if (case + len(who)) % 2 else "txt"
+            path = raw / f"{cid}_S1_ipr-{who}.{ext}"
+            if ext == "docx":
+                doc = Document()
+                for line in lines:
+                    doc.add_paragraph(line)
+                doc.save(path)
+            else:
+                path.write_text("\n".join(lines) + "\n")
+    return words
+
+
+def all_texts(root: Path) -> list[str]:
+    import pandas as pd
+
+    turns = pd.read_parquet(root / "data" / "interim" / "turns.parquet")
+    return turns["text"].tolist()
+
+
+def floor(texts: list[str], rows: int, tmp: Path) -> float:
+    """The bare minimum any tool must do: tokenize the text and write the rows."""
+    import spacy
+    from openpyxl import Workbook
+
+    start = time.perf_counter()
+    nlp = spacy.blank("en")
+    for _ in nlp.tokenizer.pipe(texts, batch_size=1000):
+        pass
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("rows")
+    for i in range(rows):
+        ws.append([f"u{i}", i, "00:00:00", "T", "therapist", texts[i % len(texts)], "", "", None, None, None, None])
+    wb.save(tmp / "floor.xlsx")
+    return time.perf_counter() - start
+
+
+def naive_coder(texts: list[str]) -> float:
+    """One regular expression per code, from the codebook's phrases, the way a script would do it."""
+    import yaml
+
+    book = yaml.safe_load((REPO / "codebooks" / "rupture_repair.yaml").read_text())
+    patterns = []
+    for code in book["codes"]:
+        phrases = [p for rule in code.get("rules") or [] for p in rule.get("phrases") or []]
+        if phrases:
+            patterns.append(re.compile(r"\b(" + "|".join(map(re.escape, phrases)) + r")\b", re.I))
+    start = time.perf_counter()
+    hits = 0
+    for text in texts:
+        for rx in patterns:
+            hits += bool(rx.search(text))
+    return time.perf_counter() - start
+
+
+def analyze(root: Path) -> tuple[float, float, dict]:
+    """Wall time, peak memory (MB) and per-stage seconds of one `ipr analyze` in a fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "analyze", "--study", str(root)],
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        sys.exit(f"ipr analyze failed:\n{proc.stderr}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    run = json.loads((root / "data" / "interim" / "run.json").read_text())
+    return wall, max(peak, before) / 1024, run.get("timings", {})
+
+
+def workbook_rows(root: Path) -> int:
+    import pandas as pd
+
+    turns = pd.read_parquet(root / "data" / "interim" / "turns.parquet")
+    segs = pd.read_parquet(root / "data" / "interim" / "segments.parquet")
+    return (int((turns["kind"] == "session").sum()) + len(segs)) * 2  # two coders
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pages", type=int, default=1000)
+    ap.add_argument("--dir", type=Path, default=REPO / ".bench")
+    args = ap.parse_args()
+    root = args.dir / f"study-{args.pages}"
+    shutil.rmtree(root, ignore_errors=True)
+    t = time.perf_counter()
+    words = write_study(root, args.pages)
+    print(f"synthetic study: {args.pages} pages, {words:,} words, "
+          f"{len(list((root / 'data' / 'raw').iterdir()))} files (made in {time.perf_counter() - t:.1f} s)")
+
+    cold, peak, stages = analyze(root)
+    texts = all_texts(root)
+    rows = workbook_rows(root)
+    base = floor(texts, rows, args.dir)
+    naive = naive_coder(texts)
+    again, _, _ = analyze(root)
+    # one transcript changed: a turn added at the end of one session
+    changed = sorted((root / "data" / "raw").glob("*_session.txt"))[0]
+    changed.write_text(changed.read_text() + "[05:00:00] T: One more thing before we stop today.\n")
+    one, _, _ = analyze(root)
+
+    print(f"\ncold `ipr analyze`: {cold:.2f} s, {words / cold:,.0f} words/s, peak memory {peak:.0f} MB")
+    for stage, secs in stages.items():
+        print(f"  {stage:<8} {secs:6.2f} s")
+    print(f"floor (spaCy tokenizer + {rows:,} rows write-only): {base:.2f} s  -> ratio {cold / base:.2f}x "
+          "(target <= 2x)")
+    code_s = stages.get("code", float("nan"))
+    print(f"naive coder (one regex per code): {naive:.2f} s  -> code stage / naive {code_s / naive:.2f}x")
+    print(f"re-run, nothing changed: {again:.2f} s (target <= 2 s)")
+    print(f"re-run, one transcript changed: {one:.2f} s (target <= 3 s)")
+    print(f"peak memory {peak:.0f} MB (target <= 1024 MB)")
+    try:
+        import pandas as pd
+
+        from pipeline.codebook import load_codebook
+        from pipeline.coding import evaluate
+
+        labelled = pd.read_csv(REPO / "tests" / "data" / "labelled_sentences.csv", keep_default_na=False)
+        scores = evaluate(load_codebook(REPO / "codebooks" / "rupture_repair.yaml"), labelled)
+        print("\ndefault codebook on the labelled test set (target F1 >= 0.7 per family):")
+        print(scores.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    except (ImportError, FileNotFoundError) as e:
+        print(f"\n(labelled evaluation skipped: {e})")
+
+
+if __name__ == "__main__":
+    main()
