@@ -127,3 +127,22 @@ def find_leaks(study, deid: Deidentifier) -> list[Problem]:
                                         hint="remove them from the transcript, memo or file name they came from, "
                                              "and run again"))
     return problems
+
+
+def entry_leaks(entries, deid: Deidentifier) -> list[Problem]:
+    """The coders' entries (memos, own columns) that hold a real name of the key: each by workbook, sheet and
+    row, so that the coder can replace it before anything is written (the names themselves are not repeated)."""
+    import json
+
+    problems = []
+    for e in entries.itertuples(index=False):
+        texts = {"memo": e.memo or ""}
+        if isinstance(e.extra, str) and e.extra:
+            texts.update(json.loads(e.extra))
+        columns = [col for col, text in texts.items() if deid.leaks(str(text))]
+        if columns:
+            cells = ", ".join(repr(c) for c in columns)
+            problems.append(Problem(e.workbook, f"the {cells} cell holds a real name of the de-identification key",
+                                    f"sheet {e.sheet}, row {e.row}",
+                                    "write the pseudonym instead, save the workbook and run again"))
+    return problems

@@ -7,6 +7,7 @@ roles, stable IDs, and that one bad file must not hide the others.
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import pandas as pd
 from ..deidentify import Deidentifier, load_key
 from ..errors import InputError, Problem
 from ..study import Source, Study, discover_sources
+from ..timecode import format_time
 from .conventions import find_annotations
 from .model import Parsed
 from .readers import read_transcript
@@ -56,7 +58,9 @@ def rows_for(source: Source, parsed: Parsed, speakers: dict[str, str],
     """The table rows of one parsed file, with roles and IDs; names pseudonymised when the study has a key."""
     clean = deid or _same
     tid = source.transcript_id
-    warnings = [clean(w) for w in parsed.warnings]
+    name = f"data/raw/{source.file}"  # warnings name the file as the researcher sees it, not its full path
+    warnings = [clean(w.replace(str(source.path), name)) for w in parsed.warnings]
+    warnings += [clean(w) for w in backward_times(parsed, name)]
     labels = [clean(t.speaker) for t in parsed.turns]
     texts = [clean(t.text) for t in parsed.turns]
     ids = turn_ids(tid, labels, texts)
@@ -84,6 +88,67 @@ def rows_for(source: Source, parsed: Parsed, speakers: dict[str, str],
     return turns, stops, warnings
 
 
+def backward_times(parsed: Parsed, name: str) -> list[str]:
+    """A warning for each turn timed earlier than the turn before it (a typo, or a clock that restarted).
+
+    Not an error: the turns keep their order in the file and the run goes on, but the researcher is told
+    where to look, because alignment through that stretch may be off."""
+    unit = {".docx": "paragraph", ".xlsx": "row"}.get(Path(name).suffix.lower(), "line")
+    out, last = [], None
+    for t in parsed.turns:
+        if t.start_s is None:
+            continue
+        if last is not None and t.start_s < last.start_s:
+            out.append(f"{name}, {unit} {t.line}: the time {format_time(t.start_s)} is earlier than the turn "
+                       f"before it ({format_time(last.start_s)}, {unit} {last.line}); the turns are kept in the "
+                       "file's order (check the time)")
+        last = t
+    return out
+
+
+_CFB = bytes.fromhex("d0cf11e0a1b11ae1")  # the OLE container of encrypted Office files and of old .doc/.xls
+
+
+def package_problem(path: Path) -> Problem | None:
+    """For a .docx or .xlsx that is no Office package: a clearer line than the reader's (encrypted, an old
+    format under a new name, cut short); None when the file is a zip package (the reader takes it from there)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".docx", ".xlsx"):
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            data = head + f.read(1 << 20) if head == _CFB else head
+    except OSError:
+        return None  # the reader says it cannot be read
+    app, a_app = ("Word", "a Word") if suffix == ".docx" else ("Excel", "an Excel")
+    if head == _CFB:
+        if "EncryptedPackage".encode("utf-16-le") in data:
+            return Problem(str(path), "the file is password-protected (encrypted), so it cannot be read",
+                           hint=f"open it in {app}, remove the password (File > Info > Protect > Encrypt with "
+                                f"Password, clear it) and save it as {suffix}")
+        return Problem(str(path), f"the file is an old-format {app} file ({'.doc' if app == 'Word' else '.xls'}) "
+                                  f"with a {suffix} name", hint=f"open it in {app} and save it as {suffix}")
+    if not head:
+        return Problem(str(path), "the file is empty", hint="export the transcript again, or remove the file")
+    if not zipfile.is_zipfile(path):
+        if head.startswith(b"PK"):
+            return Problem(str(path), f"the file is damaged or incomplete (cut short: not a whole {app} file)",
+                           hint=f"copy it again from where it came from, or open it in {app} and save it again")
+        return Problem(str(path), f"the file is not {a_app} file, whatever its name says",
+                       hint=f"open it in the program that made it and save it as {suffix}, or rename it to "
+                            "its real extension")
+    return None
+
+
+def read_source(source: Source, stop_patterns=()) -> Parsed:
+    """The parsed transcript of ``source``; InputError naming the file when it cannot be read."""
+    bad = package_problem(source.path)
+    if bad is not None:
+        raise InputError(bad)
+    return read_transcript(source.path, stop_patterns)
+
+
 def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
     """Read every transcript.  Every bad file is reported; with ``keep_going`` they are skipped with a warning."""
     sources = discover_sources(study)
@@ -97,7 +162,7 @@ def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
         if progress:
             progress(source.file)
         try:
-            parsed = read_transcript(source.path, study.settings.stop_patterns)
+            parsed = read_source(source, study.settings.stop_patterns)
         except InputError as e:
             problems.extend(_relative(e.problems, study))
             continue
