@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pandas as pd
+from spacy.attrs import IS_ALPHA, LEMMA, LIKE_NUM, LOWER, ORTH, SPACY
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
 
@@ -66,21 +67,37 @@ FILLERS = {"just", "really", "actually", "honestly", "truly", "totally", "comple
 FILLER_SEQUENCES = (("a", "little", "bit"), ("a", "bit"), ("a", "wee", "bit"))
 
 
+_FILLER_HASHES: dict[int, tuple[set[int], int, list[tuple[int, ...]]]] = {}
+
+
+def _filler_hashes(doc: Doc) -> tuple[set[int], int, list[tuple[int, ...]]]:
+    strings = doc.vocab.strings
+    key = id(strings)
+    if key not in _FILLER_HASHES:
+        _FILLER_HASHES[key] = ({strings.add(w) for w in FILLERS}, strings.add("a"),
+                               [tuple(strings.add(w) for w in seq) for seq in FILLER_SEQUENCES])
+    return _FILLER_HASHES[key]
+
+
 def _kept_tokens(doc: Doc) -> list[int] | None:
-    """Indices of the tokens that are not fillers, or None when there is no filler (the common, fast case)."""
-    lowers = [t.lower_ for t in doc]
+    """Indices of the tokens that are not fillers, or None when there is no filler.
+
+    Works on the token hashes (no Token objects): this runs on every unit of a study.
+    """
+    fillers, a_id, sequences = _filler_hashes(doc)
+    lowers = doc.to_array(LOWER).tolist()
     drop: set[int] = set()
     for i, low in enumerate(lowers):
-        if low in FILLERS:
+        if low in fillers:
             drop.add(i)
-        elif low == "a":
-            for seq in FILLER_SEQUENCES:
+        elif low == a_id:
+            for seq in sequences:
                 if tuple(lowers[i:i + len(seq)]) == seq:
                     drop.update(range(i, i + len(seq)))
                     break
     if not drop:
         return None
-    return [i for i in range(len(doc)) if i not in drop]
+    return [i for i in range(len(lowers)) if i not in drop]
 
 
 def without_fillers(doc: Doc) -> tuple[Doc, list[int] | None]:
@@ -88,8 +105,11 @@ def without_fillers(doc: Doc) -> tuple[Doc, list[int] | None]:
     keep = _kept_tokens(doc)
     if keep is None or not keep:
         return doc, None
-    slim = Doc(doc.vocab, words=[doc[i].text for i in keep], spaces=[bool(doc[i].whitespace_) for i in keep],
-               lemmas=[doc[i].lemma_ for i in keep])
+    strings = doc.vocab.strings
+    attrs = doc.to_array([ORTH, LEMMA, SPACY])
+    rows = attrs[keep]
+    slim = Doc(doc.vocab, words=[strings[h] for h in rows[:, 0].tolist()], spaces=[bool(x) for x in rows[:, 2].tolist()],
+               lemmas=[strings[h] for h in rows[:, 1].tolist()])
     return slim, keep
 
 
@@ -281,14 +301,15 @@ class Structure:
 
 def _minimal_response(unit: Unit, doc: Doc, params: dict) -> list[tuple[int, int]]:
     """A turn of at most ``max_words`` words right after a (open) question by ``after_role``."""
-    if unit.prev_text is None:
+    if unit.prev_text is None or not len(doc):
         return []
     if params["after_role"] != "any" and unit.prev_role != params["after_role"]:
         return []
-    if params["after"] != "any" and not is_question(unit.prev_text, open_only=params["after"] == "open_question"):
+    flags = doc.to_array([IS_ALPHA, LIKE_NUM])
+    words = int((flags.max(axis=1) > 0).sum())
+    if not words or words > params["max_words"]:
         return []
-    words = [t for t in doc if t.is_alpha or t.like_num]
-    if not words or len(words) > params["max_words"]:
+    if params["after"] != "any" and not is_question(unit.prev_text, open_only=params["after"] == "open_question"):
         return []
     content = [t.i for t in doc if not t.is_space]
     return [(content[0], content[-1] + 1)]
@@ -309,6 +330,38 @@ STRUCTURES: dict[str, Structure] = {
 
 
 @dataclass
+class TokenPattern:
+    """One token pattern in a Matcher of its own, run only on texts that have every word it requires.
+
+    The spaCy Matcher costs time for every pattern over every token; most texts cannot match a given pattern
+    because a word it requires is absent, and that is cheap to see on the token hashes first.
+    """
+
+    matcher: Matcher
+    required: list[tuple[int, set[int]]]  # (LOWER or LEMMA, hashes): the text must have one of each
+
+    def __call__(self, doc: Doc, columns: dict[int, set[int]]) -> list[tuple[int, int, int]]:
+        for attr, hashes in self.required:
+            if columns[attr].isdisjoint(hashes):
+                return []
+        return list(self.matcher(doc))
+
+
+def _required(pattern: list[dict], strings) -> list[tuple[int, set[int]]]:
+    """For each token a pattern cannot do without: the words (lower case or lemma) it may be."""
+    out = []
+    for spec in pattern:
+        if spec.get("OP", "1") not in ("1", "+"):
+            continue
+        for name, attr in (("LOWER", LOWER), ("LEMMA", LEMMA)):
+            value = spec.get(name)
+            values = [value] if isinstance(value, str) else value.get("IN") if isinstance(value, dict) else None
+            if values and all(isinstance(v, str) for v in values) and (not isinstance(value, dict) or len(value) == 1):
+                out.append((attr, {strings.add(v) for v in values}))
+    return out
+
+
+@dataclass
 class Compiled:
     """A codebook's rules turned into matchers, ready to run over many texts."""
 
@@ -317,7 +370,7 @@ class Compiled:
     codes: dict[str, Code]
     phrase_lemma: PhraseMatcher
     phrase_lower: PhraseMatcher
-    tokens: Matcher | None
+    tokens: list[TokenPattern]
     regexes: list[tuple[int, re.Pattern]]
     structures: list[int]
     annotation_only: list[int]
@@ -328,7 +381,7 @@ def compile_codebook(codebook: Codebook) -> Compiled:
     rules = codebook.rules()
     lemma = PhraseMatcher(nlp.vocab, attr="LEMMA")
     lower = PhraseMatcher(nlp.vocab, attr="LOWER")
-    tokens = None
+    tokens: list[TokenPattern] = []
     regexes, structures, annotation_only = [], [], []
     for i, rule in enumerate(rules):
         key = str(i)
@@ -338,8 +391,9 @@ def compile_codebook(codebook: Codebook) -> Compiled:
             else:
                 lemma.add(key, [without_fillers(d)[0] for d in nlp.pipe(prepare(p).text for p in rule.phrases)])
         elif rule.pattern:
-            tokens = tokens or Matcher(nlp.vocab)
-            tokens.add(key, [rule.pattern])
+            matcher = Matcher(nlp.vocab)
+            matcher.add(key, [rule.pattern])
+            tokens.append(TokenPattern(matcher, _required(rule.pattern, nlp.vocab.strings)))
         elif rule.regex:
             regexes.append((i, re.compile(rule.regex)))
         elif rule.structure:
@@ -391,8 +445,11 @@ def _matches(comp: Compiled, unit: Unit, doc: Doc, allowed: set[int]) -> list[tu
     if kept is not None:  # back to the tokens of the full text
         token_hits = [(m, kept[a], kept[b - 1] + 1) for m, a, b in token_hits]
     token_hits += list(comp.phrase_lower(doc))
-    if comp.tokens is not None:
-        token_hits += list(comp.tokens(doc))
+    if comp.tokens:
+        arr = doc.to_array([LOWER, LEMMA])
+        columns = {LOWER: set(arr[:, 0].tolist()), LEMMA: set(arr[:, 1].tolist())}
+        for pattern in comp.tokens:
+            token_hits += pattern(doc, columns)
     for match_id, start, end in token_hits:
         i = int(doc.vocab.strings[match_id])
         if i not in allowed:
