@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import __version__
 from .errors import InputError, Problem
-from .files import sha256_file, write_parquet, write_text
+from .files import sha256_file, sha256_text, write_parquet, write_text
 from .study import Study
 
 
@@ -74,6 +74,7 @@ def run_ingest(study: Study, log: RunLog, keep_going: bool = False, progress=Non
     write_parquet(result.stops, study.interim / "stops.parquet")
     write_parquet(pd.DataFrame(log.inputs, columns=["file", "transcript_id", "kind", "sha256"]),
                   study.interim / "sources.parquet")
+    write_text(study.interim / "ingest_state.json", json.dumps(result.state))  # last: only for whole tables
     return result
 
 
@@ -100,19 +101,52 @@ def read_coders(study: Study, codebook):
 
 
 def run_code(study: Study, log: RunLog, codebook=None, entries=None):
-    from .coding import apply_codebook
     from .export import coder_codes
 
     codebook = codebook or load_codebook(study)
     entries = read_coders(study, codebook) if entries is None else entries
     turns = _table(study, "turns", "ingest")
     segments = _table(study, "segments", "align")
-    auto = apply_codebook(codebook, turns, segments)
+    auto, state = _auto_codes(study, codebook, turns, segments)
     current = set(turns["turn_id"]) | set(segments["segment_id"])  # codes of a unit that is gone are not current
     codes = pd.concat([auto, coder_codes(entries, current)], ignore_index=True) if len(entries) else auto
     write_parquet(codes, study.interim / "codes.parquet")
     write_parquet(entries, study.interim / "coder_entries.parquet")
+    write_text(study.interim / "code_state.json", json.dumps(state))  # last: it vouches for codes.parquet
     return codes
+
+
+def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFrame):
+    """The automatic codes, coding again only the transcripts whose units (or the codebook) changed.
+
+    A transcript's key covers everything its codes depend on: the codebook, this version, and each unit's ID,
+    role and text (a structural rule looks at the turn before, so the key is per transcript, not per unit).
+    Unchanged transcripts take their codes from the last run, and spaCy is not even loaded when none changed.
+    """
+    units = {tid: (g["turn_id"], g[["turn_id", "role", "text"]]) for tid, g in
+             turns[turns["kind"] == "session"].groupby("transcript_id", sort=False)}
+    units |= {tid: (g["segment_id"], g[["segment_id", "participant", "recall_text", "status"]]) for tid, g in
+              segments.groupby("transcript_id", sort=False)}
+    keys = {tid: sha256_text(codebook.digest, __version__, frame.to_json(orient="values"))
+            for tid, (_, frame) in units.items()}
+    state_path, codes_path = study.interim / "code_state.json", study.interim / "codes.parquet"
+    try:
+        old = json.loads(state_path.read_text()) if state_path.exists() and codes_path.exists() else {}
+    except ValueError:
+        old = {}
+    same = [tid for tid, key in keys.items() if old.get(tid) == key]
+    todo = [tid for tid in keys if tid not in same]
+    parts = []
+    if same:
+        kept = set().union(*(set(units[tid][0]) for tid in same))
+        previous = pd.read_parquet(codes_path)
+        parts.append(previous[(previous["coder"] == "auto") & previous["unit_id"].isin(kept)])
+    if todo or not parts:
+        from .coding import apply_codebook
+
+        parts.append(apply_codebook(codebook, turns[turns["transcript_id"].isin(todo)],
+                                    segments[segments["transcript_id"].isin(todo)]))
+    return pd.concat(parts, ignore_index=True), keys
 
 
 def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=None):

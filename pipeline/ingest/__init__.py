@@ -7,15 +7,18 @@ roles, stable IDs, and that one bad file must not hide the others.
 from __future__ import annotations
 
 import hashlib
+import json
 import zipfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from .. import __version__
 from ..deidentify import Deidentifier, load_key
 from ..errors import InputError, Problem
+from ..files import sha256_file, sha256_text
 from ..study import Source, Study, discover_sources
 from ..timecode import format_time
 from .conventions import find_annotations
@@ -34,6 +37,7 @@ class Ingested:
     stops: pd.DataFrame
     sources: list[Source]
     warnings: list[str]
+    state: dict = field(default_factory=dict)  # what `ingest_state.json` keeps for the next run
 
 
 def turn_ids(transcript_id: str, speakers: list[str], texts: list[str]) -> list[str]:
@@ -149,16 +153,36 @@ def read_source(source: Source, stop_patterns=()) -> Parsed:
     return read_transcript(source.path, stop_patterns)
 
 
+def _settings_key(study: Study) -> str:
+    """What, beside a file's bytes, decides its rows: the reading settings, the key file, this version."""
+    key = study.settings.deidentify_key
+    key_path = study.root / key if key else None
+    return sha256_text(__version__, json.dumps(study.settings.speakers, sort_keys=True),
+                       json.dumps(study.settings.stop_patterns),
+                       sha256_file(key_path) if key_path and key_path.is_file() else "")
+
+
 def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
-    """Read every transcript.  Every bad file is reported; with ``keep_going`` they are skipped with a warning."""
+    """Read every transcript.  Every bad file is reported; with ``keep_going`` they are skipped with a warning.
+
+    A file whose bytes (and the settings that read it) are as in the last run is not read again: its rows are
+    taken from the last run's tables, so adding one transcript to a large study costs one transcript."""
     sources = discover_sources(study)
     deid = load_key(study)
+    cache = _Cache.load(study, _settings_key(study))
     turn_rows: list[dict] = []
     stop_rows: list[dict] = []
     warnings: list[str] = []
     problems: list[Problem] = []
     good: list[Source] = []
+    reused: list[str] = []
     for source in sources:
+        key = cache.key(source)
+        if cache.has(source.transcript_id, key):
+            reused.append(source.transcript_id)
+            warnings += cache.state[source.transcript_id]["warnings"]
+            good.append(source)
+            continue
         if progress:
             progress(source.file)
         try:
@@ -174,6 +198,7 @@ def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
         turn_rows += t
         stop_rows += s
         warnings += w
+        cache.state[source.transcript_id] = {"key": key, "warnings": list(dict.fromkeys(w))}
         good.append(source)
     if problems:
         if not keep_going:
@@ -184,7 +209,52 @@ def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
     stops = pd.DataFrame(stop_rows, columns=STOP_COLUMNS).astype(
         {"stop_no": "int64", "video_s": "float64", "session_s": "float64", "source_line": "int64",
          "after_seq": "int64"})
-    return Ingested(turns, stops, good, list(dict.fromkeys(warnings)))
+    if reused:
+        order = {s.transcript_id: i for i, s in enumerate(good)}
+        turns = _in_order(pd.concat([cache.rows("turns", reused), turns], ignore_index=True), order, "seq")
+        stops = _in_order(pd.concat([cache.rows("stops", reused), stops], ignore_index=True), order, "stop_no")
+    cache.state = {s.transcript_id: cache.state[s.transcript_id] for s in good}
+    return Ingested(turns, stops, good, list(dict.fromkeys(warnings)), cache.state)
+
+
+def _in_order(df: pd.DataFrame, order: dict[str, int], within: str) -> pd.DataFrame:
+    """Rows in the order of the sources, then of the file, whether read now or reused."""
+    rank = df["transcript_id"].map(order)
+    return df.assign(_rank=rank).sort_values(["_rank", within], kind="stable").drop(columns="_rank").reset_index(
+        drop=True)
+
+
+@dataclass
+class _Cache:
+    """The last run's ingest: per transcript, the key of what was read (file bytes, settings) and its warnings."""
+
+    study: Study
+    settings_key: str
+    state: dict
+
+    STATE = "ingest_state.json"
+
+    @classmethod
+    def load(cls, study: Study, settings_key: str) -> _Cache:
+        path = study.interim / cls.STATE
+        tables = [study.interim / f"{n}.parquet" for n in ("turns", "stops")]
+        try:
+            state = json.loads(path.read_text()) if path.exists() and all(t.exists() for t in tables) else {}
+        except ValueError:
+            state = {}
+        return cls(study, settings_key, state)
+
+    def key(self, source: Source) -> str:
+        meta = json.dumps([source.file, source.case, source.session, source.kind, source.participant,
+                           source.offset_s])
+        return sha256_text(self.settings_key, meta, sha256_file(source.path))
+
+    def has(self, transcript_id: str, key: str) -> bool:
+        return self.state.get(transcript_id, {}).get("key") == key
+
+    def rows(self, table: str, transcript_ids: list[str]) -> pd.DataFrame:
+        df = pd.read_parquet(self.study.interim / f"{table}.parquet")
+        return df[df["transcript_id"].isin(transcript_ids)]
 
 
 def _relative(problems: list[Problem], study: Study) -> list[Problem]:

@@ -1,0 +1,51 @@
+"""Re-runs redo only what changed, and give exactly what a cold run gives."""
+
+import shutil
+
+import pandas as pd
+from click.testing import CliRunner
+
+import pipeline.coding
+import pipeline.ingest
+from pipeline.cli import main
+
+
+def analyze(root):
+    result = CliRunner().invoke(main, ["analyze", "--study", str(root)])
+    assert result.exit_code == 0, result.output
+    return {name: pd.read_parquet(root / "data" / "interim" / f"{name}.parquet")
+            for name in ("turns", "stops", "segments", "codes")}
+
+
+def same(a: pd.DataFrame, b: pd.DataFrame, by: list[str]) -> None:
+    pd.testing.assert_frame_equal(a.sort_values(by).reset_index(drop=True), b.sort_values(by).reset_index(drop=True))
+
+
+def test_rerun_without_changes_reads_and_codes_nothing(demo_study, monkeypatch):
+    first = analyze(demo_study)
+    calls = []
+    real = pipeline.coding.apply_codebook
+    monkeypatch.setattr(pipeline.coding, "apply_codebook", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(pipeline.ingest, "read_transcript", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    second = analyze(demo_study)
+    assert calls == []
+    for name, by in (("turns", ["turn_id"]), ("stops", ["transcript_id", "stop_no"]),
+                     ("segments", ["segment_id"]), ("codes", ["unit_id", "code_id", "rule_id", "start_char"])):
+        same(first[name], second[name], by)
+
+
+def test_one_changed_transcript_gives_what_a_cold_run_gives(demo_study, tmp_path):
+    analyze(demo_study)
+    vtt = demo_study / "data" / "raw" / "D02_S5_session.vtt"
+    vtt.write_text(vtt.read_text(encoding="utf-8") + "\n999\n00:20:00.000 --> 00:20:04.000\n"
+                   "Client: I don't know. Whatever you think is best.\n", encoding="utf-8")
+    warm = analyze(demo_study)
+    cold_root = tmp_path / "cold"
+    shutil.copytree(demo_study / "data" / "raw", cold_root / "data" / "raw")
+    shutil.copytree(demo_study / "codebooks", cold_root / "codebooks")
+    shutil.copy(demo_study / "study.toml", cold_root / "study.toml")
+    cold = analyze(cold_root)
+    assert "I don't know. Whatever you think is best." in set(warm["turns"]["text"])
+    for name, by in (("turns", ["turn_id"]), ("stops", ["transcript_id", "stop_no"]),
+                     ("segments", ["segment_id"]), ("codes", ["unit_id", "code_id", "rule_id", "start_char"])):
+        same(warm[name], cold[name], by)
