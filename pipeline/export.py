@@ -43,8 +43,9 @@ SESSION_HEADER = ["unit_id", "#", "time", "speaker", "role", "text", "suggested 
 SEGMENT_HEADER = ["unit_id", "stop", "video time", "status", "session excerpt", "recall", "suggested codes",
                   "evidence", "note"]
 REMOVED_HEADER = ["unit_id", "unit_type", "removed on"]
-# Columns the pipeline writes; any other named column is the coder's own and is carried over as it is.
-_OURS = {h.lower() for h in SESSION_HEADER + SEGMENT_HEADER + REMOVED_HEADER} | {"memo", "codes"}
+# Columns the pipeline writes, per sheet; any other column is the coder's own and is carried over as it is.
+_OURS = {sheet: {h.lower() for h in header} | {"memo"} for sheet, header in
+         (("Turns", SESSION_HEADER), ("Segments", SEGMENT_HEADER), (REMOVED_SHEET, REMOVED_HEADER))}
 BLIND_NOTE = "(hidden: blind coding)"
 CODER_FILL = PatternFill("solid", fgColor="FFF2CC")
 
@@ -182,8 +183,9 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems) -> li
     type_col = names.index("unit_type") if "unit_type" in names else None
     when_col = names.index("removed on") if "removed on" in names else None
     # The coder's own columns, by name; one without a name is called by its letter.
+    ours = _OURS[REMOVED_SHEET if removed else next(s for s, t in UNIT_SHEETS.items() if t == unit_type)]
     extra_cols = [(i, written[i] or f"column {get_column_letter(i + 1)}") for i, n in enumerate(names)
-                  if n not in _OURS and not _CODE_COL.match(n) and n != "unit_type"]
+                  if n not in ours and not _CODE_COL.match(n)]
     out: dict[str, dict] = {}
     listed: list[dict] = []
     for r, values in enumerate(ws.iter_rows(min_row=head_row + 1, values_only=True), head_row + 1):
@@ -341,6 +343,7 @@ class Layout:
 
     hidden: set[str] = field(default_factory=set)
     widths: dict[str, float] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # the header as the coder left it
 
 
 def write_workbook(path: Path, kind: str, header: list[str], rows: list[list], codebook,
@@ -350,6 +353,7 @@ def write_workbook(path: Path, kind: str, header: list[str], rows: list[list], c
     layout = layout or Layout()
     n_codes = max([MIN_CODE_COLUMNS] + [len(e.codes) for e in entries.values()])
     extras = list(dict.fromkeys(k for e in entries.values() for k in e.extra))
+    extras.sort(key=lambda k: layout.order.index(k) if k in layout.order else len(layout.order))
     code_cols = [f"code {i}" for i in range(1, n_codes + 1)]
     full_header = header + code_cols + ["memo"] + extras
     wb = Workbook()
@@ -460,9 +464,8 @@ def read_layout(path: Path) -> Layout:
             return layout
         head_row = found[0]
         for cell in ws[head_row]:
-            name = _text(cell.value)
-            if not name:
-                continue
+            name = _text(cell.value) or f"column {get_column_letter(cell.column)}"
+            layout.order.append(name)
             letter = get_column_letter(cell.column)
             dim = ws.column_dimensions.get(letter)
             if dim is None:  # grouped definitions (min..max) are kept under their first column

@@ -187,6 +187,7 @@ def test_codes_memos_and_own_columns_come_back_however_the_sheet_was_rearranged(
     ws = wb["Turns"]
     names = header(ws)
     ws.cell(1, len(names) + 1).value = "my notes"
+    ws.cell(1, len(names) + 2).value = "note"  # a name the Segments sheet uses, but not this one
     # sort by text, descending, as a coder might; then code
     body = sorted(([c.value for c in row] for row in ws.iter_rows(min_row=2)), key=lambda r: r[5], reverse=True)
     for r, values in enumerate(body, 2):
@@ -200,6 +201,8 @@ def test_codes_memos_and_own_columns_come_back_however_the_sheet_was_rearranged(
     ws.cell(row_of[t[3]], names.index("code 3") + 1).value = f"{CODES[1]}; {CODES[0]}"  # pasted, two in one
     ws.cell(row_of[t[2]], names.index("memo") + 1).value = "nothing here"
     ws.cell(row_of[t[0]], len(names) + 1).value = "ask supervisor"
+    ws.cell(row_of[t[2]], len(names) + 2).value = "check audio"
+    ws.cell(row_of[t[3]], len(names) + 3).value = "no header"  # a value in a column without a name
     ws.column_dimensions["H"].hidden = True  # evidence
     wb.save(path)
     entries = demo.read().set_index("unit_id")
@@ -208,6 +211,8 @@ def test_codes_memos_and_own_columns_come_back_however_the_sheet_was_rearranged(
     assert entries.loc[t[3], "codes"] == f"{CODES[1]};{CODES[0]}"
     assert entries.loc[t[2], "memo"] == "nothing here" and entries.loc[t[2], "codes"] == ""
     assert json.loads(entries.loc[t[0], "extra"]) == {"my notes": "ask supervisor"}
+    assert json.loads(entries.loc[t[2], "extra"]) == {"note": "check audio"}
+    assert json.loads(entries.loc[t[3], "extra"]) == {"column O": "no header"}
     assert set(entries["coder"]) == {"alice"}
     rows = coder_codes(demo.read())
     assert sorted(zip(rows["unit_id"], rows["code_id"], strict=True)) == sorted(
@@ -221,13 +226,15 @@ def test_codes_memos_and_own_columns_come_back_however_the_sheet_was_rearranged(
     wb = load_workbook(path)
     ws = wb["Turns"]
     names = header(ws)
-    assert names[-1] == "my notes"
+    assert names[-3:] == ["my notes", "note", "column O"]
     assert ws.column_dimensions["H"].hidden  # the coder's hidden column stays hidden
     back = {ws.cell(r, 1).value: [c.value for c in ws[r]] for r in range(2, ws.max_row + 1)}
     assert back[t[1]][names.index("code 1")] == CODES[0] and back[t[1]][names.index("code 2")] == CODES[1]
     assert back[t[1]][names.index("memo")] == "=not a formula, a memo"
     assert ws.cell(list(back).index(t[1]) + 2, names.index("memo") + 1).data_type == "s"
     assert back[t[0]][names.index("my notes")] == "ask supervisor"
+    assert back[t[2]][names.index("note")] == "check audio"
+    assert back[t[3]][names.index("column O")] == "no header"
     assert len(back) == 5
     assert len(list((path.parent / ".backup").glob("D01_S1_session.*.xlsx"))) == 1
     assert REMOVED_SHEET not in wb.sheetnames
