@@ -42,18 +42,28 @@ def time_label(seconds: float, _pos=None) -> str:
     return format_time(max(0.0, seconds))
 
 
-def code_frequency_figure(freq: pd.DataFrame, sources: list[str], path: Path, title: str = "") -> Path:
-    """Horizontal bars: units per code (rows ``label``), one bar per source (columns named as in ``sources``)."""
+def code_frequency_figure(freq: pd.DataFrame, sources: list[str], path: Path, title: str = "",
+                          families: list[str] | None = None) -> Path:
+    """Horizontal bars: units per code (rows ``label``), one bar per source (columns named as in ``sources``);
+    with one source, the bars take the colour of the code's family (``families``, one per row)."""
     plt = _pyplot()
     freq = freq.iloc[::-1]  # matplotlib draws the first row at the bottom
+    fam = list(reversed(families)) if families and len(sources) == 1 else None
     n, k = len(freq), max(1, len(sources))
     height = min(22.0, 1.2 + 0.34 * n * (1 + 0.3 * (k - 1)))
     fig, ax = plt.subplots(figsize=(WIDTH_IN, height))
     bar = 0.8 / k
     for i, src in enumerate(sources):
         ys = [y + (k - 1 - i) * bar - 0.4 + bar / 2 for y in range(n)]
-        ax.barh(ys, freq[src].to_numpy(dtype=float), height=bar, label=src,
-                color=SOURCE_COLORS[i % len(SOURCE_COLORS)])
+        if fam:
+            order = list(dict.fromkeys(reversed(fam)))
+            colors = [SOURCE_COLORS[order.index(f) % len(SOURCE_COLORS)] for f in fam]
+            ax.barh(ys, freq[src].to_numpy(dtype=float), height=bar, color=colors)
+            for f in order:
+                ax.barh([0], [0], color=SOURCE_COLORS[order.index(f) % len(SOURCE_COLORS)], label=f)
+        else:
+            ax.barh(ys, freq[src].to_numpy(dtype=float), height=bar, label=src,
+                    color=SOURCE_COLORS[i % len(SOURCE_COLORS)])
     ax.set_yticks(range(n))
     ax.set_yticklabels(freq["label"], fontsize=7, linespacing=1.1)
     ax.set_xlabel("units coded", fontsize=8)
@@ -63,8 +73,9 @@ def code_frequency_figure(freq: pd.DataFrame, sources: list[str], path: Path, ti
     ax.set_axisbelow(True)
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_ylim(-0.6, n - 0.4)
-    if k > 1:
-        ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(k, 6))
+    if k > 1 or fam:
+        ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3 if fam else
+                  min(k, 6))
     if title:
         ax.set_title(title, fontsize=9)
     return _save(fig, path)

@@ -41,8 +41,10 @@ ROLE_ORDER = ["client turn", "therapist turn", "client recall", "therapist recal
 DOCX_HIDDEN = {
     "Transcripts": ["transcript_id"],
     "Codes by code": ["family"],
-    "Rupture sequences": ["rupture_turn_id", "repair_turn_id", "rupture at (s)", "time to repair (s)"],
+    "Rupture sequences": ["rupture codes", "resolution codes", "rupture_turn_id", "repair_turn_id",
+                          "rupture at (s)", "time to repair (s)"],
     "Ruptures per 5 minutes": ["from (s)"],
+    "Inputs": ["transcript_id"],
     "Both sides": ["client recall", "client codes", "therapist recall", "therapist codes", "session excerpt",
                    "client segment", "therapist segment", "client codes by", "therapist codes by"],
 }
@@ -79,6 +81,13 @@ def named(ids: str | None, names: dict[str, str]) -> str:
     if not isinstance(ids, str) or not ids:
         return ""
     return "; ".join(f"{names[c]} ({c})" if names.get(c) else c for c in ids.split(";") if c)
+
+
+def names_only(ids: str | None, names: dict[str, str]) -> str:
+    """``a;b`` as ``Name of a; Name of b`` (the ID where a code has no name)."""
+    if not isinstance(ids, str) or not ids:
+        return ""
+    return "; ".join(names.get(c) or c for c in ids.split(";") if c)
 
 
 def cell_text(value, limit: int = DOCX_CELL_LIMIT) -> str:
@@ -301,12 +310,12 @@ def repair_summary_table(runs: list[Sequences]) -> pd.DataFrame:
         for x in r.summary.itertuples(index=False):
             rows.append({"coded by": r.source, "case": x.case, "session": x.session, "ruptures": x.ruptures,
                          "withdrawal": x.withdrawal, "confrontation": x.confrontation,
-                         "resolution strategies": x.resolutions, "repaired": x.repaired,
+                         "resolutions": x.resolutions, "repaired": x.repaired,
                          "resolution rate": percent(x.resolution_rate),
                          "median time to repair": format_time(x.median_time_to_repair_s),
                          "mean time to repair": format_time(x.mean_time_to_repair_s)})
     return pd.DataFrame(rows, columns=["coded by", "case", "session", "ruptures", "withdrawal", "confrontation",
-                                       "resolution strategies", "repaired", "resolution rate",
+                                       "resolutions", "repaired", "resolution rate",
                                        "median time to repair", "mean time to repair"])
 
 
@@ -319,14 +328,17 @@ def sequences_table(runs: list[Sequences], names: dict[str, str]) -> pd.DataFram
         for x in r.sequences.itertuples(index=False):
             rows.append({"coded by": r.source, "case": x.case, "session": x.session,
                          "rupture at": format_time(x.rupture_s), "type": x.rupture_type,
-                         "rupture markers": named(x.rupture_codes, names), "client said": x.rupture_text,
-                         "repair at": format_time(x.repair_s), "resolution strategy": named(x.repair_codes, names),
+                         "rupture markers": names_only(x.rupture_codes, names), "client said": x.rupture_text,
+                         "repair at": format_time(x.repair_s),
+                         "resolution strategy": names_only(x.repair_codes, names),
                          "time to repair": format_time(x.time_to_repair_s), "outcome": STATUS_TEXT[x.status],
+                         "rupture codes": x.rupture_codes, "resolution codes": x.repair_codes or "",
                          "rupture_turn_id": x.rupture_turn_id, "repair_turn_id": x.repair_turn_id,
                          "rupture at (s)": x.rupture_s, "time to repair (s)": x.time_to_repair_s})
     return pd.DataFrame(rows, columns=["coded by", "case", "session", "rupture at", "type", "rupture markers",
                                        "client said", "repair at", "resolution strategy", "time to repair",
-                                       "outcome", "rupture_turn_id", "repair_turn_id", "rupture at (s)",
+                                       "outcome", "rupture codes", "resolution codes", "rupture_turn_id",
+                                       "repair_turn_id", "rupture at (s)",
                                        "time to repair (s)"])
 
 
@@ -337,9 +349,9 @@ def per_segment_table(runs: list[Sequences]) -> pd.DataFrame:
             rows.append({"coded by": r.source, "case": x.case, "session": x.session,
                          "5-minute segment": f"{x.segment}: {seq.segment_label(x.from_s, x.to_s)}",
                          "withdrawal": x.withdrawal, "confrontation": x.confrontation, "ruptures": x.ruptures,
-                         "resolution strategies": x.resolutions, "repaired": x.repaired, "from (s)": x.from_s})
+                         "resolutions": x.resolutions, "repaired": x.repaired, "from (s)": x.from_s})
     return pd.DataFrame(rows, columns=["coded by", "case", "session", "5-minute segment", "withdrawal",
-                                       "confrontation", "ruptures", "resolution strategies", "repaired",
+                                       "confrontation", "ruptures", "resolutions", "repaired",
                                        "from (s)"])
 
 
@@ -366,12 +378,25 @@ def recall_codes(codes: pd.DataFrame, unit_id: str) -> tuple[list[str], str]:
     return sorted({c for c in mine.loc[mine["coder"] == src, "code_id"] if c.startswith("recall.")}), src
 
 
+def merge_excerpts(*texts: str | None) -> str:
+    """The session lines of several excerpts, each once, in session order (lines start ``[h:mm:ss]``)."""
+    seen: dict[str, None] = {}
+    for text in texts:
+        for line in (text or "").splitlines():
+            seen.setdefault(line)
+    def when(line: str) -> float:
+        m = re.match(r"^\[(\d+):(\d\d):(\d\d)\]", line)
+        return int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]) if m else math.inf
+    return "\n".join(sorted(seen, key=when))
+
+
 def both_sides(segments: pd.DataFrame, codes: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     """One row per pair of client and therapist recalls about the same stretch of session (``linked_segment_ids``):
     the moment, both recalls, their recall codes, and whether each noticed a rupture."""
     cols = ["case", "session", "moment", "client stop", "client recall", "client codes", "client noticed",
-            "therapist stop", "therapist recall", "therapist codes", "therapist noticed", "both noticed",
-            "session excerpt", "client segment", "therapist segment", "client codes by", "therapist codes by"]
+            "therapist stop", "therapist recall", "therapist codes", "therapist noticed", "therapist awareness",
+            "both noticed", "session excerpt", "client segment", "therapist segment", "client codes by",
+            "therapist codes by"]
     if "linked_segment_ids" not in segments.columns:
         return pd.DataFrame(columns=cols)
     seg = segments.set_index("segment_id")
@@ -392,8 +417,9 @@ def both_sides(segments: pd.DataFrame, codes: pd.DataFrame, names: dict[str, str
                 "therapist stop": format_time(t["video_s"]), "therapist recall": t["recall_text"],
                 "therapist codes": named(";".join(t_codes), names), "therapist noticed": "yes" if t_yes else "no",
                 "both noticed": "yes" if c_yes and t_yes else "no",
-                "session excerpt": c.context_text if len(c.context_text or "") >= len(t["context_text"] or "")
-                else t["context_text"],
+                "therapist awareness": names_only(";".join(x for x in t_codes
+                                                           if x.startswith("recall.awareness.")), names),
+                "session excerpt": merge_excerpts(c.context_text, t["context_text"]),
                 "client segment": c.segment_id, "therapist segment": t_id,
                 "client codes by": c_src, "therapist codes by": t_src})
     out = pd.DataFrame(rows, columns=cols)
@@ -732,7 +758,12 @@ class _Doc:
             _no_split(r)
             for cell, text in zip(r.cells, values, strict=True):
                 cell.text = text
-        _set_widths(table, self._widths(df, widths or {}, cut, font_pt))
+        for pt in (font_pt, font_pt - 0.5, font_pt - 1.0, font_pt - 1.5):  # a smaller font before broken words
+            col_cm, fits = self._widths(df, widths or {}, cut, pt, mono)
+            if fits or pt <= 7.0:
+                break
+        font_pt = pt
+        _set_widths(table, col_cm)
         for row in table.rows:
             for i, cell in enumerate(row.cells):
                 for p in cell.paragraphs:
@@ -743,31 +774,32 @@ class _Doc:
                         run.font.size = Pt(font_pt)
                         if df.columns[i] in mono:
                             run.font.name = "Courier New"
-                            run.font.size = Pt(font_pt - 1.5)
         self.doc.add_paragraph()
         return table
 
-    def _widths(self, df: pd.DataFrame, fixed: dict[str, float], cut: int, font_pt: float) -> list[float]:
-        """Column widths in cm: no column narrower than its longest word (so IDs and headers do not break
-        mid-word where that can be helped), the rest shared by how much text each column holds."""
-        per_char = 0.024 * font_pt  # cm per character: wide enough for Calibri, Carlito and DejaVu Sans
-        pad = 0.3
+    def _widths(self, df: pd.DataFrame, fixed: dict[str, float], cut: int, font_pt: float,
+                mono: tuple[str, ...] = ()) -> tuple[list[float], bool]:
+        """Column widths in cm, and whether every column gets its longest word: no column narrower than its
+        longest word where that fits (so IDs, times and headers do not break mid-word), the rest shared by how much
+        text each column holds."""
+        pad = 0.4  # the cell's margins
         least, want = [], []
         for c in df.columns:
-            texts = [str(c)] + [cell_text(v, cut) for v in df[c]]
-            longest_word = max([len(w) * 1.1 for w in str(c).split()]  # bold
-                               + [len(w) for t in texts[1:] for w in t.split()] + [1])
-            longest = max(len(line) for t in texts for line in (t.splitlines() or [""]))
-            least.append(fixed.get(c, min(longest_word, 30) * per_char + pad))
+            per_char = (0.0215 if c in mono else 0.0195) * font_pt  # cm: enough for Calibri, Carlito, DejaVu
+            texts = [cell_text(v, cut) for v in df[c]]
+            longest_word = max([len(w) * 1.25 for w in str(c).split()]  # bold
+                               + [len(w) for t in texts for w in t.split()] + [1])
+            longest = max([len(str(c)) * 1.25] + [len(line) for t in texts for line in (t.splitlines() or [""])])
+            least.append(fixed.get(c, max(1.2, min(longest_word, 30) * per_char + pad)))
             want.append(fixed.get(c, max(least[-1], min(longest, 70) * per_char + pad)))
         room = self.width_cm
         if sum(want) <= room:
-            return want
+            return want, True
         if sum(least) >= room:
-            return [w * room / sum(least) for w in least]
+            return [w * room / sum(least) for w in least], False
         extra = room - sum(least)
         slack = [w - m for w, m in zip(want, least, strict=True)]
-        return [m + extra * x / sum(slack) for m, x in zip(least, slack, strict=True)]
+        return [m + extra * x / sum(slack) for m, x in zip(least, slack, strict=True)], True
 
     def figure(self, path: Path, caption: str, width_cm: float | None = None):
         self.doc.add_picture(str(path), width=Cm(width_cm or min(16.0, self.width_cm)))
@@ -952,7 +984,7 @@ def _section_codes(d: _Doc, data: ReportData, codebook, coders, figures_dir: Pat
     labels = [f"{n}\n{c}" if n else c for c, n in zip(by_code["code_id"], by_code["name"], strict=True)]
     from .figures import code_frequency_figure
 
-    code_frequency_figure(by_code.assign(label=labels), srcs, fig)
+    code_frequency_figure(by_code.assign(label=labels), srcs, fig, families=list(by_code["family"]))
     written.append(fig)
     d.figure(fig, "Coded units per code" + (", by source" if len(srcs) > 1 else " (automatic suggestions)"))
     d.table("Codes by role", out["Codes by role"],
@@ -967,6 +999,8 @@ def _section_codes(d: _Doc, data: ReportData, codebook, coders, figures_dir: Pat
 def _section_sequences(d: _Doc, data: ReportData, study, turns, segments, figures_dir, written) -> None:
     out = data.tables
     window = float(getattr(study.settings, "repair_window_s", 300.0) or 300.0)
+    wide = len(out["Rupture sequences"]) > 0
+    d.orientation(wide)  # the sequences need the width of a landscape page
     d.heading("Rupture → repair sequences", 1)
     d.para(f"A rupture marker is a client turn with a rupture code (rupture.withdrawal.* or "
            f"rupture.confrontation.*); it counts as repaired when a therapist turn with a resolution strategy "
@@ -977,18 +1011,19 @@ def _section_sequences(d: _Doc, data: ReportData, study, turns, segments, figure
               else "for the automatic suggestions (no coders' consensus yet)."))
     if (turns["kind"] == "session").sum() == 0:
         d.para("There are no session transcripts, so there are no sequences to report.")
+        d.orientation(False)
         return
     if out["Rupture sequences"].empty:
         d.para("No rupture marker was found in any session, so there are no sequences.")
     d.table("Repair summary", out["Repair summary"],
             "Ruptures, repairs and the resolution rate per session (rate: repaired of the ruptures with a time)")
-    if len(out["Rupture sequences"]):
-        d.orientation(True)
+    if wide:
         d.table("Rupture sequences", out["Rupture sequences"],
-                "Each rupture marker and the first resolution strategy that follows it within the window",
-                font_pt=7.5, widths={"coded by": 1.6, "case": 1.2, "session": 1.4, "rupture at": 1.6,
-                                     "repair at": 1.6, "time to repair": 1.6, "outcome": 2.0, "type": 2.2})
-        d.orientation(False)
+                "Each rupture marker and the first resolution strategy that follows it within the window (code "
+                "IDs in tables.xlsx)", font_pt=7.5,
+                widths={"coded by": 1.6, "case": 1.1, "session": 1.5, "rupture at": 1.5, "type": 2.3,
+                        "rupture markers": 4.4, "repair at": 1.5, "resolution strategy": 4.2,
+                        "time to repair": 1.5, "outcome": 2.0})
     d.heading("Ruptures per 5-minute segment", 2)
     d.para("As the 3RS does, each session is divided into 5-minute segments; the table counts, per segment, the "
            "client turns with a withdrawal or confrontation marker (a turn with both counts in both columns), the "
@@ -998,6 +1033,7 @@ def _section_sequences(d: _Doc, data: ReportData, study, turns, segments, figure
 
     primary = next((r for r in data.runs if r.source == data.notes["primary"]), data.runs[0])
     aligned = segments[segments["status"] == "aligned"]
+    d.orientation(False)
     d.heading("Timelines", 2)
     for dur in seq.session_durations(turns).itertuples(index=False):
         if dur.duration_s != dur.duration_s:
@@ -1111,7 +1147,10 @@ def exemplar_line(r: dict) -> str:
 
 def _section_agreement(d: _Doc, out, coders) -> None:
     d.heading("Agreement between coders", 1)
-    if "Agreement" in out:
+    if not coders:
+        d.para("No coder has coded yet, so there is no agreement to report. Coders code in data/coded/<coder>/; "
+               "`ipr agreement` then computes their agreement.")
+    elif "Agreement" in out:
         ag = out["Agreement"]
         if ag.empty:
             d.para("The agreement table is empty: no unit was coded by two or more coders.")
@@ -1120,12 +1159,9 @@ def _section_agreement(d: _Doc, out, coders) -> None:
                    "reports/agreement.csv). Cohen's kappa where exactly two coders coded the units; the "
                    "'(all codes)' row pools the codes.")
             d.table("Agreement", ag, "Intercoder agreement per code")
-    elif coders:
+    else:
         d.para("Coders have coded, but agreement has not been computed yet (data/interim/agreement.parquet is "
                "missing): run `ipr agreement`, then `ipr report`.")
-    else:
-        d.para("No coder has coded yet, so there is no agreement to report. Coders code in data/coded/<coder>/; "
-               "`ipr agreement` then computes their agreement.")
 
 
 def _section_methods(d: _Doc, out, study, audit, coders, now) -> None:
@@ -1146,8 +1182,7 @@ def _section_methods(d: _Doc, out, study, audit, coders, now) -> None:
         d.para("The input files of the run are not recorded (run `ipr analyze` to record them with their "
                "SHA-256).")
     else:
-        d.table("Inputs", out["Inputs"], "Every input file with its SHA-256", font_pt=8, mono=("sha256",),
-                widths={"sha256": 9.4})
+        d.table("Inputs", out["Inputs"], "Every input file with its SHA-256", font_pt=7, mono=("sha256",))
     d.heading("Warnings of the run", 2)
     if out["Warnings"].empty:
         d.para("None.")

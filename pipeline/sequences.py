@@ -32,7 +32,7 @@ SUMMARY_COLUMNS = ["case", "session", "ruptures", "withdrawal", "confrontation",
                    "resolution_rate", "median_time_to_repair_s", "mean_time_to_repair_s"]
 SEGMENT_COLUMNS = ["case", "session", "segment", "from_s", "to_s", "withdrawal", "confrontation", "ruptures",
                    "resolutions", "repaired"]
-ALL = "(all sessions)"
+ALL = "(all)"
 
 
 def timed_session_turns(turns: pd.DataFrame) -> pd.DataFrame:

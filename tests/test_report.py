@@ -259,7 +259,11 @@ def test_rupture_sequences_in_the_report(report):
     assert list(auto["repair at"]) == ["0:00:40", "0:02:10", "", "0:14:00"]
     assert list(auto["time to repair"]) == ["0:00:20", "0:00:35", "", "0:00:40"]
     assert list(auto["outcome"]) == ["repaired", "repaired", "no repair in window", "repaired"]
-    assert auto.iloc[0]["rupture markers"] == "Minimal response (rupture.withdrawal.minimal_response)"
+    assert auto.iloc[0]["rupture markers"] == "Minimal response"
+    assert auto.iloc[0]["rupture codes"] == "rupture.withdrawal.minimal_response"
+    assert auto.iloc[3]["rupture markers"] == "Minimal response; Denial" or auto.iloc[3]["rupture markers"] == (
+        "Denial; Minimal response")
+    assert auto.iloc[0]["resolution strategy"] == "Validating the defensive posture"
     cons = s[s["coded by"] == "consensus"]
     assert list(cons["outcome"]) == ["no repair in window"]  # coder_a alone coded the rationale
     summary = tables["Repair summary"]
@@ -279,6 +283,8 @@ def test_both_sides_side_by_side(report):
     r = both.iloc[0]
     assert (r["client noticed"], r["therapist noticed"], r["both noticed"]) == ("yes", "yes", "yes")
     assert r["client stop"] == "0:00:25" and r["therapist stop"] == "0:00:30" and r["moment"] == "0:00:00–0:00:25"
+    assert r["therapist awareness"] == "Noticed at the time"
+    assert (r["client codes by"], r["therapist codes by"]) == ("consensus", "auto")
     pairs = [t for t in doc.tables if t.rows[0].cells[0].text.startswith("Client (video")]
     assert len(pairs) == 1
     assert [[c.text for c in row.cells] for row in pairs[0].rows] == [list(x) for x in pair_rows(r.to_dict())]
@@ -328,8 +334,8 @@ def test_tables_xlsx_has_every_table(report):
 def test_audit_trail_lists_inputs_with_sha256_and_warnings(report):
     _, _, doc, tables = report
     inputs = captioned_tables(doc)["Inputs"]
-    assert inputs[0] == ["file", "transcript_id", "kind", "sha256"] and len(inputs) == 4
-    assert all(len(r[3]) == 64 for r in inputs[1:])
+    assert inputs[0] == ["file", "kind", "sha256"] and len(inputs) == 4
+    assert [r[2] for r in inputs[1:]] == [i["sha256"] for i in make_audit()["inputs"]]
     texts = [p.text for p in doc.paragraphs]
     assert any("outside" in t for t in texts)
     run = dict(zip(tables["Run"]["what"], tables["Run"]["value"], strict=True))
@@ -429,3 +435,16 @@ def test_docx_shows_group_labels_once_and_hides_spreadsheet_columns(report):
     long = pd.DataFrame({"coded by": ["auto"], "text": ["word " * 200]})
     assert docx_cells(long, "x")[1][1].endswith("…") and len(docx_cells(long, "x")[1][1]) == 600
     assert cell_text(3.0) == "3" and cell_text(float("nan")) == "" and cell_text(None) == ""
+
+
+def test_merged_excerpts_keep_session_order_and_each_line_once():
+    from pipeline.report import merge_excerpts, noticed
+
+    a = "[0:00:10] T: one\n[0:00:20] C: two"
+    b = "[0:00:20] C: two\n[0:00:30] T: three\n[1:00:05] C: late"
+    merged = "[0:00:10] T: one\n[0:00:20] C: two\n[0:00:30] T: three\n[1:00:05] C: late"
+    assert merge_excerpts(b, a, None) == merged
+    assert noticed(["recall.awareness.noticed_on_replay"], "therapist")
+    assert not noticed(["recall.awareness.not_noticed"], "therapist")
+    assert not noticed(["recall.awareness.noticed_at_time"], "client")
+    assert noticed(["recall.rupture.hurt"], "client") and not noticed(["recall.repair.relief"], "client")
