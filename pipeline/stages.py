@@ -172,6 +172,9 @@ def run_report(study: Study, log: RunLog, codebook=None):
         old = json.loads(previous.read_text())
         log.inputs, log.started = old.get("inputs", []), old.get("started", log.started)
         log.warn(old.get("warnings", []))
+    sources = study.interim / "sources.parquet"
+    if not log.inputs and sources.exists():  # stages run one by one: the inputs of the last `ipr ingest`
+        log.inputs = pd.read_parquet(sources).to_dict("records")
     return build_report(study, codebook, tables, audit(study, codebook, log))
 
 
