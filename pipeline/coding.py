@@ -12,8 +12,9 @@ every pattern) and regular expressions are for the few things phrases cannot say
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 from spacy.attrs import IS_ALPHA, LEMMA, LIKE_NUM, LOWER, ORTH, SPACY
@@ -108,8 +109,8 @@ def without_fillers(doc: Doc) -> tuple[Doc, list[int] | None]:
     strings = doc.vocab.strings
     attrs = doc.to_array([ORTH, LEMMA, SPACY])
     rows = attrs[keep]
-    slim = Doc(doc.vocab, words=[strings[h] for h in rows[:, 0].tolist()], spaces=[bool(x) for x in rows[:, 2].tolist()],
-               lemmas=[strings[h] for h in rows[:, 1].tolist()])
+    slim = Doc(doc.vocab, words=[strings[h] for h in rows[:, 0].tolist()],
+               spaces=[bool(x) for x in rows[:, 2].tolist()], lemmas=[strings[h] for h in rows[:, 1].tolist()])
     return slim, keep
 
 
@@ -237,7 +238,7 @@ def _segment_units(segments: pd.DataFrame) -> list[Unit]:
         return []
     roles = segments["participant"].tolist() if "participant" in segments.columns else [None] * len(segments)
     out = []
-    for sid, role, text in zip(segments["segment_id"].tolist(), roles, segments["recall_text"].tolist()):
+    for sid, role, text in zip(segments["segment_id"].tolist(), roles, segments["recall_text"].tolist(), strict=False):
         if not _is_blank(text):
             out.append(Unit("segment", str(sid), None if _is_blank(role) else str(role), str(text)))
     return out
@@ -263,7 +264,8 @@ def _role(value: Any) -> str:
 _WH = re.compile(r"\b(?:what|what's|how|how's|why|where|when|who|which|whose)\b", re.IGNORECASE)
 _INVITATION = re.compile(
     r"^\W*(?:(?:so|and|okay|ok|well|now)\W+)*(?:can you |could you |would you |will you |please )?"
-    r"(?:tell me|say (?:a bit |a little )?more|talk (?:me )?(?:a bit |a little )?(?:more )?about|describe|walk me through|"
+    r"(?:tell me|say (?:a bit |a little )?more|talk (?:me )?(?:a bit |a little )?(?:more )?about|describe|"
+    r"walk me through|"
     r"take me (?:there|through|back)|go on|help me understand|i wonder (?:what|how|if|whether|why)|"
     r"i'm (?:curious|wondering) (?:about|what|how|if|whether|why))",
     re.IGNORECASE,
@@ -515,9 +517,9 @@ def apply_codebook(codebook: Codebook, turns: pd.DataFrame, segments: pd.DataFra
     rows: list[tuple] = []
     nlp = shared_nlp()
     docs = nlp.pipe((u.prepared.text for u, _ in todo), batch_size=1000)
-    for (unit, allowed), doc in zip(todo, docs):
+    for (unit, allowed), doc in zip(todo, docs, strict=False):
         hits = _matches(comp, unit, doc, allowed)
-        for i, rule in ((i, comp.rules[i]) for i in comp.annotation_only if i in allowed):
+        for rule in (comp.rules[i] for i in comp.annotation_only if i in allowed):
             hits_ann = [(a, b) for name, a, b in unit.annotations if name == rule.annotation]
             for a, b in hits_ann:
                 rows.append((unit.unit_type, unit.unit_id, rule.code_id, "auto", rule.id, unit.text[a:b], a, b))
@@ -566,7 +568,7 @@ def predict_families(codebook: Codebook, labelled: pd.DataFrame, families=DEFAUL
     })
     codes = apply_codebook(codebook, turns, segments, compiled)
     predicted: list[set[str]] = [set() for _ in range(len(labelled))]
-    for uid, cid in zip(codes["unit_id"], codes["code_id"]):
+    for uid, cid in zip(codes["unit_id"], codes["code_id"], strict=False):
         fam = family_of(cid, families)
         if fam:
             predicted[int(uid[1:])].add(fam)
@@ -588,9 +590,9 @@ def evaluate(codebook: Codebook, labelled: pd.DataFrame, families=DEFAULT_FAMILI
     ]
     rows = []
     for fam in families:
-        tp = sum(1 for g, p in zip(gold, predicted) if fam in g and fam in p)
-        fp = sum(1 for g, p in zip(gold, predicted) if fam not in g and fam in p)
-        fn = sum(1 for g, p in zip(gold, predicted) if fam in g and fam not in p)
+        tp = sum(1 for g, p in zip(gold, predicted, strict=False) if fam in g and fam in p)
+        fp = sum(1 for g, p in zip(gold, predicted, strict=False) if fam not in g and fam in p)
+        fn = sum(1 for g, p in zip(gold, predicted, strict=False) if fam in g and fam not in p)
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

@@ -23,8 +23,8 @@ from spacy.attrs import LEMMA, ORTH
 from spacy.language import Language
 from spacy.tokens import Doc
 
-# The lookup table gives odd lemmas for clitics and a few common words ("does" -> "doe") ("'s" -> "have", "'re" -> "'re"); these make "don't",
-# "do not" and "did not" one phrase, and "it's"/"it is" another.
+# The lookup table gives odd lemmas for clitics and a few common words ("'s" -> "have", "'re" -> "'re",
+# "does" -> "doe"); these make "don't", "do not" and "did not" one phrase, and "it's"/"it is" another.
 CLITIC_LEMMAS = {
     "does": "do", "n't": "not", "'s": "be", "'re": "be", "'m": "be", "'ve": "have", "'ll": "will", "'d": "would",
     "ca": "can", "wo": "will", "sha": "shall", "gon": "go", "na": "to", "wanna": "want", "gotta": "get",

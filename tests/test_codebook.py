@@ -143,5 +143,6 @@ def test_missing_file_and_bad_encoding(tmp_path):
 
 def test_yes_and_no_stay_phrases(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("title: x\ncodes:\n  - id: a\n    name: A\n    definition: d\n    rules:\n      - phrases: [no, yes, on]\n")
+    path.write_text("title: x\ncodes:\n  - id: a\n    name: A\n    definition: d\n"
+                    "    rules:\n      - phrases: [no, yes, on]\n")
     assert load_codebook(path).get("a").rules[0].phrases == ["no", "yes", "on"]
