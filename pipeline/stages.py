@@ -97,6 +97,7 @@ def read_coders(study: Study, codebook):
     back = read_workbooks(study, set(codebook.ids()))
     if back.problems:
         raise InputError(back.problems)
+    back.entries.attrs["signatures"] = back.signatures  # saved with the entries, for the next run's reads
     return back.entries
 
 
@@ -112,6 +113,7 @@ def run_code(study: Study, log: RunLog, codebook=None, entries=None):
     codes = pd.concat([auto, coder_codes(entries, current)], ignore_index=True) if len(entries) else auto
     write_parquet(codes, study.interim / "codes.parquet")
     write_parquet(entries, study.interim / "coder_entries.parquet")
+    write_text(study.interim / "workbook_state.json", json.dumps(entries.attrs.get("signatures", {})))
     write_text(study.interim / "code_state.json", json.dumps(state))  # last: it vouches for codes.parquet
     return codes
 
@@ -216,6 +218,7 @@ def run_agreement(study: Study, log: RunLog, codebook=None, entries=None):
 
 def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
     log = RunLog()
+    began = time.time()
     clock = time.perf_counter()
 
     def timed(stage: str) -> None:
@@ -248,6 +251,9 @@ def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
     check_for_leaks(study)
     write_text(study.interim / "run.json", json.dumps(
         {"started": log.started, "inputs": log.inputs, "warnings": log.warnings, "timings": log.timings}, indent=1))
+    from .files import remove_stale_temps
+
+    remove_stale_temps((study.interim, study.coded, study.reports), began)  # what a killed run left behind
     return log
 
 

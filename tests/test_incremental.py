@@ -49,3 +49,25 @@ def test_one_changed_transcript_gives_what_a_cold_run_gives(demo_study, tmp_path
     for name, by in (("turns", ["turn_id"]), ("stops", ["transcript_id", "stop_no"]),
                      ("segments", ["segment_id"]), ("codes", ["unit_id", "code_id", "rule_id", "start_char"])):
         same(warm[name], cold[name], by)
+
+
+def test_unchanged_workbooks_are_not_opened_again_but_edited_ones_are(demo_study, monkeypatch):
+    from openpyxl import load_workbook
+
+    import pipeline.export
+
+    analyze(demo_study)
+    analyze(demo_study)  # the workbooks written by the first run are read once
+    path = demo_study / "data" / "coded" / "coder_b" / "D01_S3_ipr-client.xlsx"
+    wb = load_workbook(path)
+    ws = wb["Segments"]
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("code 1") + 1, value="recall.rupture.judged")
+    wb.save(path)
+    opened = []
+    real = pipeline.export.read_workbook
+    monkeypatch.setattr(pipeline.export, "read_workbook", lambda p, *a: opened.append(p.name) or real(p, *a))
+    codes = analyze(demo_study)["codes"]
+    assert opened == ["D01_S3_ipr-client.xlsx"]
+    mine = codes[codes["coder"] == "coder_b"]
+    assert list(mine["code_id"]) == ["recall.rupture.judged"]
