@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +25,22 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _mode_for(path))  # a temporary file is private (0600); the output is not
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions ``path`` has, or those a new file gets (the umask's): a refreshed workbook stays
+    readable by the team that could read it before."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -58,3 +71,21 @@ def sha256_text(*parts: str) -> str:
         h.update(p.encode("utf-8"))
         h.update(b"\0")
     return h.hexdigest()
+
+
+def remove_stale_temps(folders, older_than: float) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_path` that a killed run left behind (those last changed
+    before ``older_than``, a time stamp: never the files of a run still writing); returns what was removed."""
+    removed = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            continue
+        for p in folder.rglob(".*.tmp"):
+            try:
+                if p.is_file() and p.stat().st_mtime < older_than:
+                    p.unlink()
+                    removed.append(p)
+            except OSError:
+                pass  # gone already, or not ours to remove
+    return removed
