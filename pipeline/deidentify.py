@@ -31,14 +31,16 @@ class Deidentifier:
 
     def __post_init__(self):
         terms = sorted({n for n, _ in self.names}, key=len, reverse=True)
-        self._lookup = {n.lower(): p for n, p in self.names}
-        self._rx = re.compile(r"(?<!\w)(" + "|".join(map(re.escape, terms)) + r")(?!\w)", re.I) if terms else None
+        self._lookup = {_key(n): p for n, p in self.names}
+        # "O'Neil" in the key is also "O’Neil" (a typographic apostrophe) in a Word transcript, and the reverse
+        alternatives = [re.sub(r"['’]", "['’]", re.escape(t)) for t in terms]
+        self._rx = re.compile(r"(?<!\w)(" + "|".join(alternatives) + r")(?!\w)", re.I) if terms else None
 
     def __call__(self, text):
         if not isinstance(text, str) or not text:
             return text
         if self._rx is not None:
-            text = self._rx.sub(lambda m: self._lookup[m.group(1).lower()], text)
+            text = self._rx.sub(lambda m: self._lookup[_key(m.group(1))], text)
         text = EMAIL.sub("[email]", text)
         return PHONE.sub(lambda m: "[phone]" if sum(c.isdigit() for c in m.group(0)) >= 7 else m.group(0), text)
 
@@ -46,6 +48,10 @@ class Deidentifier:
         if self._rx is None or not text:
             return []
         return sorted({m.group(1) for m in self._rx.finditer(text)})
+
+
+def _key(name: str) -> str:
+    return name.lower().replace("’", "'")
 
 
 def load_key(study) -> Deidentifier | None:
@@ -58,13 +64,20 @@ def load_key(study) -> Deidentifier | None:
         raise InputError(Problem(rel, "the de-identification key file is missing",
                                  hint="create it with the columns name,pseudonym, or remove [deidentify] from "
                                       "study.toml"))
-    text = path.read_bytes().decode("utf-8-sig", errors="replace")
-    rows = list(csv.reader(io.StringIO(text)))
+    from .ingest.encoding import decode
+
+    # As Excel saves it: UTF-8 (with or without BOM), UTF-16 or cp1252 ("Tomás" must stay "Tomás", or it leaks),
+    # with commas, or semicolons or tabs in some locales.
+    text = decode(path.read_bytes(), rel)
+    first = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=first.count)
+    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     header = [h.strip().lower() for h in rows[0]] if rows else []
     if "name" not in header or "pseudonym" not in header:
         raise InputError(Problem(rel, "the header must have the columns name and pseudonym", "row 1"))
     ni, pi = header.index("name"), header.index("pseudonym")
     pairs: list[tuple[str, str]] = []
+    pseudonyms: list[tuple[int, str]] = []
     problems = []
     for n, row in enumerate(rows[1:], 2):
         if not any(c.strip() for c in row):
@@ -75,7 +88,9 @@ def load_key(study) -> Deidentifier | None:
             problems.append(Problem(rel, "a row needs both a name and a pseudonym", f"row {n}"))
             continue
         pairs.append((name, pseudonym))
-        for part in re.split(r"[\s,]+", name):
+        pseudonyms.append((n, pseudonym))
+        words = re.split(r"[\s,]+", name)
+        for part in words + [p for w in words if "-" in w for p in w.split("-")]:  # "Anne-Marie": also "Anne"
             part = part.strip(".")
             if len(part) >= MIN_PART and part.lower() != name.lower():
                 pairs.append((part, pseudonym))
@@ -88,7 +103,14 @@ def load_key(study) -> Deidentifier | None:
         if name.lower() not in seen:
             seen.add(name.lower())
             unique.append((name, pseudonym))
-    return Deidentifier(unique)
+    deid = Deidentifier(unique)
+    for n, pseudonym in pseudonyms:  # else every run would fail its leak check on the pseudonym itself
+        if deid.leaks(pseudonym):
+            problems.append(Problem(rel, f"the pseudonym {pseudonym!r} holds a real name (or a part of one) of the "
+                                         "key", f"row {n}", "choose a pseudonym that shares no word with any name"))
+    if problems:
+        raise InputError(problems)
+    return deid
 
 
 def _texts(path: Path):
@@ -118,14 +140,16 @@ def find_leaks(study, deid: Deidentifier) -> list[Problem]:
         if not folder.is_dir():
             continue
         for path in sorted(folder.rglob("*")):
-            if not path.is_file() or ".backup" in path.parts:
+            if not path.is_file():
                 continue
             found = sorted({n for text in _texts(path) for n in deid.leaks(text)})
             if found:
+                hint = ("remove them from the transcript, memo or file name they came from, and run again"
+                        if ".backup" not in path.parts else
+                        "a backup made before de-identification was on: its codes and memos are in the current "
+                        "workbook; check, then delete this backup")
                 problems.append(Problem(path.relative_to(study.root).as_posix(),
-                                        f"holds {len(found)} real name(s) of the de-identification key",
-                                        hint="remove them from the transcript, memo or file name they came from, "
-                                             "and run again"))
+                                        f"holds {len(found)} real name(s) of the de-identification key", hint=hint))
     return problems
 
 

@@ -331,3 +331,53 @@ def test_a_read_only_raw_folder_is_fine(demo_study):
     finally:
         for p in [raw] + paths[::-1]:
             p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+# --- the key file as people make it ------------------------------------------------------------------------------
+
+def key_from(tmp_path, data: bytes):
+    from pipeline.deidentify import load_key
+    from pipeline.study import Settings, Study
+
+    (tmp_path / "key.csv").write_bytes(data)
+    return load_key(Study(tmp_path, Settings(deidentify_key="key.csv")))
+
+
+def test_a_key_saved_by_excel_in_cp1252_or_with_semicolons(tmp_path):
+    deid = key_from(tmp_path, "name;pseudonym\r\nTomás Berg;Therapist-2\r\n".encode("cp1252"))
+    assert deid("Tomás said, and TOMÁS again") == "Therapist-2 said, and Therapist-2 again"
+    deid = key_from(tmp_path, "name,pseudonym\nTomás Berg,T2\n".encode("utf-16"))
+    assert deid("Berg, Tomás") == "T2, T2"
+
+
+def test_typographic_apostrophes_and_hyphenated_names(tmp_path):
+    deid = key_from(tmp_path, "name,pseudonym\nSiobhán O'Neil,C-9\nAnne-Marie Dubois,C-8\n".encode())
+    assert deid("Thanks, Ms O’Neil; O'NEIL.") == "Thanks, Ms C-9; C-9."
+    assert deid("Anne-Marie, or just Anne, or Marie") == "C-8, or just C-8, or C-8"
+
+
+def test_a_pseudonym_that_holds_a_real_name_is_refused(tmp_path):
+    from pipeline.errors import InputError
+
+    with pytest.raises(InputError) as e:
+        key_from(tmp_path, b"name,pseudonym\nAnna Novak,Anna-2\nJo Berg,P3\n")
+    assert [str(p) for p in e.value.problems] == [
+        "key.csv, row 2: the pseudonym 'Anna-2' holds a real name (or a part of one) of the key (choose a "
+        "pseudonym that shares no word with any name)"]
+
+
+def test_a_backup_holding_a_real_name_fails_the_leak_check(keyed, tmp_path):
+    from pipeline.deidentify import find_leaks, load_key
+    from pipeline.study import load_study
+
+    root = tmp_path / "study"
+    shutil.copytree(keyed[0], root)
+    study = load_study(root)
+    assert find_leaks(study, load_key(study)) == []
+    backup = root / "data" / "coded" / "coder_a" / ".backup" / "D01_S3_session.20250101-120000.xlsx"
+    backup.parent.mkdir(exist_ok=True)
+    book = openpyxl.Workbook()
+    book.active["A1"] = "Jonas said so"
+    book.save(backup)
+    (problem,) = find_leaks(study, load_key(study))
+    assert problem.file == backup.relative_to(root).as_posix() and "backup" in problem.hint
