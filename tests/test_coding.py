@@ -224,3 +224,25 @@ def test_speed_of_a_large_study(book):
     table = apply_codebook(default, turns, None)
     assert time.perf_counter() - start < 5
     assert len(table) >= n
+
+
+@pytest.mark.parametrize("text, name", [
+    ("And then he died (laughing).", "laughs"), ("And then he died [Laughter]", "laughs"),
+    ("he died (chuckles)", "laughs"), ("he died [crying]", "crying"), ("he died (.)", "pause"),
+])
+def test_annotation_names(text, name):
+    from pipeline.coding import find_annotations
+
+    assert name in [n for n, _, _ in find_annotations(text)]
+
+
+def test_an_annotations_column_changes_nothing(book):
+    turns = turns_of(("client", "And then my dad died (laughs)."))
+    plain = apply_codebook(book, turns, NO_SEGMENTS)
+    turns["annotations"] = [["laughs"]]
+    assert apply_codebook(book, turns, NO_SEGMENTS).equals(plain)
+
+
+def test_fillers_are_skipped_in_phrases(book):
+    assert found(code(book, ("client", "I really felt quite honestly judged"))) == ["strain.unheard"]
+    assert found(code(book, ("client", "You just don't really understand"))) == ["strain.unheard"]
