@@ -243,10 +243,15 @@ def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
     timed("agreement")
     write_text(study.interim / "run.json", json.dumps(
         {"started": log.started, "inputs": log.inputs, "warnings": log.warnings}, indent=1))
-    run_report(study, log, codebook)
-    from .agreement import update_tables_xlsx
+    key = _report_key(study, codebook, log)
+    state = study.interim / "report_state.json"
+    outputs = [study.reports / "summary.docx", study.reports / "tables.xlsx"]
+    if not (state.exists() and state.read_text() == key and all(p.exists() for p in outputs)):
+        run_report(study, log, codebook)
+        from .agreement import update_tables_xlsx
 
-    update_tables_xlsx(study, only_missing=True)  # the agreement sheets, when the report did not write them
+        update_tables_xlsx(study, only_missing=True)  # the agreement sheets, when the report did not write them
+        write_text(state, key)
     timed("report")
     check_for_leaks(study)
     write_text(study.interim / "run.json", json.dumps(
@@ -266,6 +271,15 @@ def check_entries_for_names(study: Study, entries) -> None:
         leaks = entry_leaks(entries, deid)
         if leaks:
             raise InputError(leaks)
+
+
+def _report_key(study: Study, codebook, log: RunLog) -> str:
+    """Everything the report is made from.  When none of it changed, the report of the last run is the report
+    of this one, and making it again (figures and all) would only cost the researcher time."""
+    tables = sorted(p for p in study.interim.glob("*.parquet"))
+    return sha256_text(__version__, codebook.digest, json.dumps(audit(study, codebook, log)["settings"]),
+                       json.dumps(log.inputs), json.dumps(log.warnings),
+                       *(f"{p.name}:{sha256_file(p)}" for p in tables))
 
 
 def check_for_leaks(study: Study) -> None:

@@ -27,8 +27,11 @@ def test_rerun_without_changes_reads_and_codes_nothing(demo_study, monkeypatch):
     real = pipeline.coding.apply_codebook
     monkeypatch.setattr(pipeline.coding, "apply_codebook", lambda *a, **k: calls.append(1) or real(*a, **k))
     monkeypatch.setattr(pipeline.ingest, "read_transcript", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    report = demo_study / "reports" / "summary.docx"
+    made = report.stat().st_mtime_ns
     second = analyze(demo_study)
     assert calls == []
+    assert report.stat().st_mtime_ns == made  # nothing it is made from changed
     for name, by in (("turns", ["turn_id"]), ("stops", ["transcript_id", "stop_no"]),
                      ("segments", ["segment_id"]), ("codes", ["unit_id", "code_id", "rule_id", "start_char"])):
         same(first[name], second[name], by)
