@@ -197,6 +197,21 @@ def agreement(study_dir: Path):
     click.echo("wrote reports/agreement.csv, reports/suggestions_vs_coders.csv and reports/tables.xlsx")
 
 
+@main.command()
+@STUDY_OPTION
+def doctor(study_dir: Path):
+    """Check the study folder (settings, transcripts and manifest, codebook, workbooks, key) and say what to fix.
+
+    Runs no stage and writes nothing.  Exit status 1 when anything is wrong."""
+    from .doctor import diagnose
+
+    result = diagnose(study_dir)
+    for line in result.lines():
+        click.echo(line)
+    if not result.ok:
+        click.get_current_context().exit(1)
+
+
 @main.group()
 def codebook():
     """Check and convert codebooks."""

@@ -1,0 +1,212 @@
+"""``ipr doctor``: check a study folder without running the pipeline and without writing anything.
+
+It runs the same checks as ``ipr analyze`` (settings, file names and manifest, every transcript, the codebook,
+the coders' workbooks, the de-identification key), but reports every area at once, each with a one-line "ok"
+summary or its problems, plus the warnings a run would give.  Nothing is written: not the tables, not the
+workbooks, not a cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputError, Problem
+from .study import Settings, Study, load_study
+
+_IGNORED_FORMS = {  # files people put in data/raw/ that are not read: what to do with them
+    ".doc": "open it in Word and save it as .docx",
+    ".rtf": "open it in Word and save it as .docx",
+    ".odt": "save it as .docx",
+    ".pages": "export it from Pages as .docx",
+    ".pdf": "export the transcript from its source as .docx or .txt",
+    ".xls": "open it in Excel and save it as .xlsx",
+    ".ods": "save it as .xlsx or .csv",
+    ".sbv": "convert it to .vtt or .srt",
+}
+
+
+@dataclass
+class Area:
+    name: str
+    summary: str = ""
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class Diagnosis:
+    areas: list[Area]
+
+    @property
+    def ok(self) -> bool:
+        return all(a.ok for a in self.areas)
+
+    def lines(self) -> list[str]:
+        out = []
+        for a in self.areas:
+            if a.ok:
+                out.append(f"ok: {a.name}: {a.summary}")
+            else:
+                n = len(a.problems)
+                out.append(f"not ok: {a.name}: {n} problem{'s' if n > 1 else ''}"
+                           + (f" ({a.summary})" if a.summary else ""))
+                out += [f"error: {p}" for p in a.problems]
+            out += [f"warning: {w}" for w in a.warnings]
+        n = sum(len(a.problems) for a in self.areas)
+        out.append("all good: run `ipr analyze`" if not n else
+                   f"{n} problem{'s' if n > 1 else ''} to fix; then run `ipr doctor` again")
+        return out
+
+
+def _relative(problems: list[Problem], root: Path) -> list[Problem]:
+    out = []
+    for p in problems:
+        file = p.file
+        try:
+            file = Path(file).resolve().relative_to(root).as_posix()
+        except (ValueError, OSError):
+            pass
+        out.append(Problem(file, p.message, p.where, p.hint))
+    return out
+
+
+def _check(area: Area, root: Path, fn: Callable):
+    """Run one of the pipeline's own checks; its InputError becomes the area's problems."""
+    try:
+        return fn()
+    except InputError as e:
+        area.problems += _relative(e.problems, root)
+        return None
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def diagnose(root: str | Path = ".") -> Diagnosis:
+    root = Path(root).resolve()
+    if not root.is_dir():
+        return Diagnosis([Area("study folder", problems=[Problem(str(root), "no such study folder",
+                                                                 hint="give --study DIR, or run `ipr init DIR`")])])
+    settings = Area("settings")
+    study = _check(settings, root, lambda: load_study(root))
+    if study is None:
+        study = Study(root, Settings())  # go on with the defaults, to check the rest
+        settings.summary = "the other checks use the default settings"
+    else:
+        s = study.settings
+        settings.summary = ("study.toml read" if (root / "study.toml").exists() else "no study.toml: the defaults") \
+            + f"; coders {', '.join(study.coders())}; window {s.window_s:g} s"
+    key = Area("de-identification")
+    deid = _check(key, root, lambda: _load_key(study))
+    if key.ok:
+        key.summary = ("off (no [deidentify] key in study.toml)" if deid is None else
+                       f"on: {_plural(len({p for _, p in deid.names}), 'pseudonym')} from "
+                       f"{study.settings.deidentify_key}")
+    codebook = Area("codebook")
+    code_ids = _codebook(codebook, study)
+    transcripts = Area("transcripts")
+    _transcripts(transcripts, study, deid)
+    workbooks = Area("coders' workbooks")
+    _workbooks(workbooks, study, code_ids, deid)
+    return Diagnosis([settings, transcripts, codebook, workbooks, key])
+
+
+def _load_key(study: Study):
+    from .deidentify import load_key
+
+    deid = load_key(study)
+    rel = study.settings.deidentify_key
+    if deid is not None:
+        path = (study.root / rel).resolve()
+        for folder in (study.raw, study.interim, study.coded, study.reports):
+            if folder.resolve() in path.parents:
+                raise InputError(Problem(rel, "the key file is inside a folder the pipeline reads or writes",
+                                         hint="move it to a folder of its own, such as private/, and set "
+                                              "[deidentify] key in study.toml to it"))
+    return deid
+
+
+def _codebook(area: Area, study: Study) -> set[str] | None:
+    from .codebook import load_codebook
+
+    rel = study.settings.codebook
+    if not study.codebook_path.exists():
+        area.problems.append(Problem(rel, "the codebook file is missing",
+                                     hint="set `codebook` in study.toml to a codebook in codebooks/"))
+        return None
+    book = _check(area, study.root, lambda: load_codebook(study.codebook_path))
+    if book is None:
+        return None
+    area.summary = f"{rel}: {_plural(len(book.codes), 'code')}" + (f", version {book.version}" if book.version else "")
+    return set(book.ids())
+
+
+def _transcripts(area: Area, study: Study, deid) -> None:
+    import pandas as pd
+
+    from .align import align
+    from .ingest import STOP_COLUMNS, TURN_COLUMNS, read_source, rows_for
+    from .study import discover_sources
+
+    if study.raw.is_dir():
+        for p in sorted(study.raw.rglob("*")):
+            hint = _IGNORED_FORMS.get(p.suffix.lower())
+            if p.is_file() and hint and not p.name.startswith((".", "~$")):
+                area.warnings.append(f"data/raw/{p.relative_to(study.raw).as_posix()}: is not read ({p.suffix} is "
+                                     f"not a transcript form): {hint}")
+    sources = _check(area, study.root, lambda: discover_sources(study))
+    if sources is None:
+        return
+    turns, stops = [], []
+    for source in sources:
+        parsed = _check(area, study.root, lambda s=source: read_source(s, study.settings.stop_patterns))
+        if parsed is None:
+            continue
+        t, s, w = rows_for(source, parsed, study.settings.speakers, deid)
+        turns += t
+        stops += s
+        area.warnings += [x for x in w if x not in area.warnings]
+    sessions = sum(s.kind == "session" for s in sources)
+    area.summary = (f"{_plural(len(sources), 'transcript')}: {_plural(sessions, 'session')}, "
+                    f"{_plural(len(sources) - sessions, 'IPR interview')}, {_plural(len(stops), 'stop')}")
+    if turns and area.ok:  # how the stops will align, as `ipr align` would say it
+        turns_df = pd.DataFrame(turns, columns=TURN_COLUMNS).astype(
+            {"start_s": "float64", "end_s": "float64", "seq": "int64", "source_line": "int64"})
+        stops_df = pd.DataFrame(stops, columns=STOP_COLUMNS).astype(
+            {"stop_no": "int64", "video_s": "float64", "session_s": "float64", "source_line": "int64",
+             "after_seq": "int64"})
+        result = align(turns_df, stops_df, study.settings.window_s)
+        area.warnings += [w for w in result.warnings if w not in area.warnings]
+        aligned = int((result.segments["status"] == "aligned").sum()) if len(result.segments) else 0
+        area.summary += f" ({aligned} of {len(result.segments)} aligned)"
+
+
+def _workbooks(area: Area, study: Study, code_ids: set[str] | None, deid) -> None:
+    from .deidentify import entry_leaks
+    from .export import read_workbooks
+
+    books = sorted(study.coded.glob("*/*.xlsx")) if study.coded.is_dir() else []
+    books = [b for b in books if not b.name.startswith(("~$", ".")) and not b.parent.name.startswith(".")]
+    if not books:
+        area.summary = "none yet (`ipr analyze` writes them)"
+        return
+    if code_ids is None:
+        area.summary = f"{_plural(len(books), 'workbook')}; their codes are checked once the codebook reads"
+    back = read_workbooks(study, code_ids or set())
+    area.problems += [p for p in _relative(back.problems, study.root)
+                      if code_ids is not None or not p.message.startswith("unknown code")]
+    entries = back.entries
+    if deid is not None and len(entries):
+        area.problems += entry_leaks(entries, deid)
+    coders = len({b.parent.name for b in books})
+    units = entries[(entries["codes"] != "") | (entries["memo"] != "")] if len(entries) else entries
+    area.summary = area.summary or (f"{_plural(len(books), 'workbook')} of {_plural(coders, 'coder')}, "
+                                    f"{_plural(len(units), 'unit')} coded")
+
