@@ -51,7 +51,7 @@ def code_frequency_figure(freq: pd.DataFrame, sources: list[str], path: Path, ti
     fam = list(reversed(families)) if families and len(sources) == 1 else None
     n, k = len(freq), max(1, len(sources))
     height = min(22.0, 1.2 + 0.34 * n * (1 + 0.3 * (k - 1)))
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, height))
+    fig, ax = plt.subplots(figsize=(WIDTH_IN - 1.5, height))  # the labels take the rest of the width
     bar = 0.8 / k
     for i, src in enumerate(sources):
         ys = [y + (k - 1 - i) * bar - 0.4 + bar / 2 for y in range(n)]
@@ -65,7 +65,7 @@ def code_frequency_figure(freq: pd.DataFrame, sources: list[str], path: Path, ti
             ax.barh(ys, freq[src].to_numpy(dtype=float), height=bar, label=src,
                     color=SOURCE_COLORS[i % len(SOURCE_COLORS)])
     ax.set_yticks(range(n))
-    ax.set_yticklabels(freq["label"], fontsize=7, linespacing=1.1)
+    ax.set_yticklabels(freq["label"], fontsize=7.5, linespacing=1.1)
     ax.set_xlabel("units coded", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     ax.xaxis.get_major_locator().set_params(integer=True)

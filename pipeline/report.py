@@ -54,6 +54,9 @@ DOCX_GROUPED = {"Codes by role": ["coded by"], "Codes by case and session": ["co
                 "Repair summary": ["coded by"], "Rupture sequences": ["coded by", "case", "session"],
                 "Ruptures per 5 minutes": ["coded by", "case", "session"]}
 DOCX_CELL_LIMIT = 600
+# Tables whose docx shows the code's name and ID in one column ``code`` (name above ID), to save width.
+DOCX_COMBINED = {"Codes by code", "Agreement", "Suggestions vs coders"}
+NUMERIC_TEXT = re.compile(r"^-?(\d+(\.\d+)?%?|\d+:\d\d:\d\d)$")
 FAMILY_NAMES = {"rupture.withdrawal": "Withdrawal ruptures", "rupture.confrontation": "Confrontation ruptures",
                 "resolution": "Resolution strategies", "recall.rupture": "Recalled strain",
                 "recall.repair": "Recalled repair", "recall.awareness": "Therapist awareness"}
@@ -100,10 +103,23 @@ def cell_text(value, limit: int = DOCX_CELL_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def docx_frame(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The columns the docx shows: without the spreadsheet-only ones, with name and ID in one column where the
+    table is in ``DOCX_COMBINED``."""
+    df = df.drop(columns=[c for c in DOCX_HIDDEN.get(name, []) if c in df.columns])
+    if name in DOCX_COMBINED and {"code_id", "name"} <= set(df.columns):
+        code = [f"{n}\n{c}" if isinstance(n, str) and n else c for c, n in zip(df["code_id"], df["name"],
+                                                                               strict=True)]
+        at = list(df.columns).index("code_id")
+        df = df.drop(columns=["code_id", "name"])
+        df.insert(at, "code", code)
+    return df
+
+
 def docx_cells(df: pd.DataFrame, name: str) -> list[list[str]]:
     """The cells of a table as the docx shows them: spreadsheet-only columns dropped, long texts cut, repeats of
     the grouping columns blanked (a value shows when it or a grouping column before it changes)."""
-    df = df.drop(columns=[c for c in DOCX_HIDDEN.get(name, []) if c in df.columns])
+    df = docx_frame(df, name)
     cut = DOCX_CUT.get(name, DOCX_CELL_LIMIT)
     groups = [list(df.columns).index(c) for c in DOCX_GROUPED.get(name, []) if c in df.columns]
     rows, prev = [], None
@@ -490,22 +506,36 @@ def exemplars(codes: pd.DataFrame, turns: pd.DataFrame, segments: pd.DataFrame, 
     return pd.DataFrame(rows, columns=cols)
 
 
+POOLED = "(all codes)"
+
+
+def interim_table(study, name: str) -> pd.DataFrame | None:
+    path = study.interim / f"{name}.parquet"
+    return pd.read_parquet(path) if path.exists() else None
+
+
 def agreement_table(study) -> pd.DataFrame | None:
-    path = study.interim / "agreement.parquet"
-    if not path.exists():
-        return None
-    return pd.read_parquet(path)
+    """``data/interim/agreement.parquet`` as ``ipr agreement`` writes it; None when it has not run."""
+    return interim_table(study, "agreement")
+
+
+def versus_display(versus: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """The automatic suggestions against each coder: precision and recall per code, over the coder's units."""
+    cols = ["coder", "code_id", "name", "units", "suggested", "coded", "both", "precision", "recall"]
+    rows = [{"coder": r.coder, "code_id": r.code_id, "name": names.get(r.code_id, ""), "units": r.units,
+             "suggested": r.suggested, "coded": r.coded, "both": r.both, "precision": _num(r.precision),
+             "recall": _num(r.recall)} for r in versus.itertuples(index=False)]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def agreement_display(agreement: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
-    cols = ["code_id", "name", "units", "coders", "percent agreement", "Cohen's kappa", "Krippendorff's alpha",
+    cols = ["code_id", "name", "units", "coders", "% agreement", "Cohen's κ", "Krippendorff's α",
             "positive agreement"]
     rows = []
     for r in agreement.itertuples(index=False):
         rows.append({"code_id": r.code_id, "name": names.get(r.code_id, ""), "units": r.units, "coders": r.coders,
-                     "percent agreement": percent(r.percent_agreement / 100 if r.percent_agreement > 1
-                                                  else r.percent_agreement),
-                     "Cohen's kappa": _num(r.cohen_kappa), "Krippendorff's alpha": _num(r.krippendorff_alpha),
+                     "% agreement": percent(r.percent_agreement / 100),  # written as 0-100
+                     "Cohen's κ": _num(r.cohen_kappa), "Krippendorff's α": _num(r.krippendorff_alpha),
                      "positive agreement": _num(r.positive_agreement)})
     return pd.DataFrame(rows, columns=cols)
 
@@ -550,6 +580,12 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
     }
     if agreement is not None:
         out["Agreement"] = agreement_display(agreement, names)
+    versus = interim_table(study, "suggestions_vs_coders")
+    if versus is not None and len(versus):
+        out["Suggestions vs coders"] = versus_display(versus, names)
+        pooled = out["Suggestions vs coders"]
+        out["Suggestions vs coders, all"] = pooled[pooled["code_id"] == POOLED].drop(
+            columns=["code_id", "name"]).reset_index(drop=True)
     out["Run"] = pd.DataFrame([("software", audit["software"]), ("codebook", audit["codebook"]),
                                ("pipeline run started (UTC)", audit["started"]), ("report written (UTC)", now),
                                ("study folder", str(study.root.name))], columns=["what", "value"])
@@ -652,7 +688,13 @@ def _set_widths(table, widths_cm: list[float]) -> None:
 
 
 def _is_number(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    """Numbers, and texts that are numbers, percentages or times: right-aligned."""
+    if pd.api.types.is_bool_dtype(series):
+        return False
+    if pd.api.types.is_numeric_dtype(series):
+        return True
+    texts = [str(v) for v in series if isinstance(v, str) and v]
+    return bool(texts) and all(NUMERIC_TEXT.match(t) for t in texts) and len(texts) == series.notna().sum()
 
 
 class _Doc:
@@ -736,16 +778,21 @@ class _Doc:
               widths: dict[str, float] | None = None, cut: int | None = None, mono: tuple[str, ...] = ()):
         """A captioned table: ``Table N. caption``; the table's own name is kept in the caption for tests and
         for finding its sheet in tables.xlsx."""
-        hidden = DOCX_HIDDEN.get(name, [])
         cells = docx_cells(df, name)
-        df = df.drop(columns=[c for c in hidden if c in df.columns])
-        self.caption(f"{caption} [sheet: {name}]")
+        df = docx_frame(df, name)
         cut = cut or DOCX_CUT.get(name, DOCX_CELL_LIMIT)
+        numeric = [_is_number(df[c]) for c in df.columns]
+        col_cm, font_pt = self._fit(df, widths or {}, cut, font_pt, mono, numeric)
+        turned = False
+        if col_cm is None:  # too wide for a portrait page even in a small font: a landscape page of its own
+            self.orientation(True)
+            turned = True
+            col_cm, font_pt = self._fit(df, widths or {}, cut, font_pt, mono, numeric, last=True)
+        self.caption(f"{caption} [sheet: {name}]")
         table = self.doc.add_table(rows=1, cols=len(df.columns))
         table.alignment = WD_TABLE_ALIGNMENT.CENTER
         table.autofit = False
         _borders(table)
-        numeric = [_is_number(df[c]) for c in df.columns]
         header = table.rows[0]
         _repeat_header(header)
         for cell, name_ in zip(header.cells, df.columns, strict=True):
@@ -758,11 +805,6 @@ class _Doc:
             _no_split(r)
             for cell, text in zip(r.cells, values, strict=True):
                 cell.text = text
-        for pt in (font_pt, font_pt - 0.5, font_pt - 1.0, font_pt - 1.5):  # a smaller font before broken words
-            col_cm, fits = self._widths(df, widths or {}, cut, pt, mono)
-            if fits or pt <= 7.0:
-                break
-        font_pt = pt
         _set_widths(table, col_cm)
         for row in table.rows:
             for i, cell in enumerate(row.cells):
@@ -775,23 +817,48 @@ class _Doc:
                         if df.columns[i] in mono:
                             run.font.name = "Courier New"
         self.doc.add_paragraph()
+        if turned:
+            self.orientation(False)
         return table
 
+    def fits_portrait(self, df: pd.DataFrame, name: str, font_pt: float = 8.5) -> bool:
+        """Whether a table fits a portrait page (a section with it can then stay portrait)."""
+        was, self.landscape = self.landscape, False
+        try:
+            frame = docx_frame(df, name)
+            numeric = [_is_number(frame[c]) for c in frame.columns]
+            return self._fit(frame, {}, DOCX_CUT.get(name, DOCX_CELL_LIMIT), font_pt, (), numeric)[0] is not None
+        finally:
+            self.landscape = was
+
+    def _fit(self, df, fixed, cut, font_pt, mono, numeric, last: bool = False):
+        """Widths and font size: a smaller font before words break; None when the table does not fit this page
+        (unless ``last``, or the page is landscape already: then the smallest font, with words broken)."""
+        for pt in (font_pt, font_pt - 0.5, font_pt - 1.0, font_pt - 1.5):
+            col_cm, fits = self._widths(df, fixed, cut, pt, mono, numeric)
+            if fits:
+                return col_cm, pt
+        if last or self.landscape or len(df.columns) <= 2:
+            return col_cm, pt
+        return None, font_pt
+
     def _widths(self, df: pd.DataFrame, fixed: dict[str, float], cut: int, font_pt: float,
-                mono: tuple[str, ...] = ()) -> tuple[list[float], bool]:
+                mono: tuple[str, ...] = (), numeric: list[bool] | None = None) -> tuple[list[float], bool]:
         """Column widths in cm, and whether every column gets its longest word: no column narrower than its
         longest word where that fits (so IDs, times and headers do not break mid-word), the rest shared by how much
         text each column holds."""
         pad = 0.4  # the cell's margins
         least, want = [], []
-        for c in df.columns:
-            per_char = (0.0215 if c in mono else 0.0195) * font_pt  # cm: enough for Calibri, Carlito, DejaVu
+        numeric = numeric or [False] * len(df.columns)
+        for c, is_number in zip(df.columns, numeric, strict=True):
+            per_char = (0.0215 if c in mono else 0.021) * font_pt  # cm: enough for Calibri, Carlito, DejaVu
             texts = [cell_text(v, cut) for v in df[c]]
             longest_word = max([len(w) * 1.25 for w in str(c).split()]  # bold
                                + [len(w) for t in texts for w in t.split()] + [1])
             longest = max([len(str(c)) * 1.25] + [len(line) for t in texts for line in (t.splitlines() or [""])])
-            least.append(fixed.get(c, max(1.2, min(longest_word, 30) * per_char + pad)))
-            want.append(fixed.get(c, max(least[-1], min(longest, 70) * per_char + pad)))
+            least.append(fixed.get(c, max(1.2, min(longest_word, 45) * per_char + pad)))
+            # numbers need no more than their longest word: their headers may wrap
+            want.append(least[-1] if is_number else fixed.get(c, max(least[-1], min(longest, 70) * per_char + pad)))
         room = self.width_cm
         if sum(want) <= room:
             return want, True
@@ -801,8 +868,15 @@ class _Doc:
         slack = [w - m for w, m in zip(want, least, strict=True)]
         return [m + extra * x / sum(slack) for m, x in zip(least, slack, strict=True)], True
 
-    def figure(self, path: Path, caption: str, width_cm: float | None = None):
-        self.doc.add_picture(str(path), width=Cm(width_cm or min(16.0, self.width_cm)))
+    def figure(self, path: Path, caption: str, width_cm: float | None = None, max_height_cm: float = 21.0):
+        from PIL import Image
+
+        width = width_cm or min(16.0, self.width_cm)
+        with Image.open(path) as im:
+            aspect = im.height / im.width
+        if width * aspect > max_height_cm:  # a tall figure keeps to a page, with its caption
+            width = max_height_cm / aspect
+        self.doc.add_picture(str(path), width=Cm(width))
         self.doc.paragraphs[-1].alignment = WD_ALIGN_PARAGRAPH.CENTER
         self.doc.paragraphs[-1].paragraph_format.keep_with_next = True
         self.caption(caption, "Figure")
@@ -980,13 +1054,19 @@ def _section_codes(d: _Doc, data: ReportData, codebook, coders, figures_dir: Pat
     if unused:
         d.para(f"Codes of the codebook with rules that no unit received: {', '.join(unused)}.", size=8.5,
                color="595959")
-    fig = figures_dir / "code_frequencies.png"
-    labels = [f"{n}\n{c}" if n else c for c, n in zip(by_code["code_id"], by_code["name"], strict=True)]
     from .figures import code_frequency_figure
 
-    code_frequency_figure(by_code.assign(label=labels), srcs, fig, families=list(by_code["family"]))
-    written.append(fig)
-    d.figure(fig, "Coded units per code" + (", by source" if len(srcs) > 1 else " (automatic suggestions)"))
+    groups = {"rupture": "rupture markers (session turns)", "resolution": "resolution strategies (session turns)",
+              "recall": "recall themes (IPR recalls)"}
+    top = by_code["code_id"].str.split(".").str[0]
+    for key in list(dict.fromkeys(top)):  # one figure per top level, so each stays readable on a page
+        part = by_code[top == key]
+        fig = figures_dir / f"code_frequencies_{_safe_name(key)}.png"
+        labels = [f"{n}\n{c}" if n else c for c, n in zip(part["code_id"], part["name"], strict=True)]
+        code_frequency_figure(part.assign(label=labels), srcs, fig, families=list(part["family"]))
+        written.append(fig)
+        whose = ", by source" if len(srcs) > 1 else " (automatic suggestions)"
+        d.figure(fig, f"Coded units per code: {groups.get(key, key)}{whose}")
     d.table("Codes by role", out["Codes by role"],
             "Coded units by family and role (turns: session turns by speaker; recalls: IPR segments by "
             "participant)")
@@ -1021,8 +1101,8 @@ def _section_sequences(d: _Doc, data: ReportData, study, turns, segments, figure
         d.table("Rupture sequences", out["Rupture sequences"],
                 "Each rupture marker and the first resolution strategy that follows it within the window (code "
                 "IDs in tables.xlsx)", font_pt=7.5,
-                widths={"coded by": 1.6, "case": 1.1, "session": 1.5, "rupture at": 1.5, "type": 2.3,
-                        "rupture markers": 4.4, "repair at": 1.5, "resolution strategy": 4.2,
+                widths={"coded by": 1.6, "case": 1.1, "session": 1.5, "rupture at": 1.7, "type": 2.3,
+                        "rupture markers": 4.2, "repair at": 1.5, "resolution strategy": 4.2,
                         "time to repair": 1.5, "outcome": 2.0})
     d.heading("Ruptures per 5-minute segment", 2)
     d.para("As the 3RS does, each session is divided into 5-minute segments; the table counts, per segment, the "
@@ -1146,6 +1226,8 @@ def exemplar_line(r: dict) -> str:
 
 
 def _section_agreement(d: _Doc, out, coders) -> None:
+    wide = bool(coders) and "Agreement" in out and not d.fits_portrait(out["Agreement"], "Agreement")
+    d.orientation(wide)
     d.heading("Agreement between coders", 1)
     if not coders:
         d.para("No coder has coded yet, so there is no agreement to report. Coders code in data/coded/<coder>/; "
@@ -1162,6 +1244,15 @@ def _section_agreement(d: _Doc, out, coders) -> None:
     else:
         d.para("Coders have coded, but agreement has not been computed yet (data/interim/agreement.parquet is "
                "missing): run `ipr agreement`, then `ipr report`.")
+    if coders and "Suggestions vs coders, all" in out:
+        d.heading("How far to trust the suggestions", 2)
+        d.para("The automatic suggestions against each coder, over the units the coder coded, taking the coder as "
+               "right: precision (of the suggestions, how many the coder also gave) and recall (of the coder's "
+               "codes, how many were suggested). Per code in the sheet 'Suggestions vs coders' of "
+               "reports/tables.xlsx.")
+        d.table("Suggestions vs coders, all", out["Suggestions vs coders, all"],
+                "The suggestions against each coder, all codes pooled")
+    d.orientation(False)
 
 
 def _section_methods(d: _Doc, out, study, audit, coders, now) -> None:

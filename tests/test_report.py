@@ -313,10 +313,14 @@ def test_exemplars_show_recall_with_context_and_video_time(report):
 def test_figures_are_embedded_and_saved(report):
     study, _, doc, _ = report
     pngs = sorted(p.name for p in (study.reports / "figures").glob("*.png"))
-    assert pngs == ["code_frequencies.png", "timeline_D01_S3.png"]
+    assert pngs == ["code_frequencies_recall.png", "code_frequencies_resolution.png",
+                    "code_frequencies_rupture.png", "timeline_D01_S3.png"]
     assert len(doc.inline_shapes) == len(pngs)
     captions = [p.text for p in doc.paragraphs if p.style.name == "Caption" and p.text.startswith("Figure")]
-    assert len(captions) == 2
+    assert len(captions) == 4
+    assert "Coded units per code: rupture markers (session turns), by source" in captions[0]
+    # every image fits a page
+    assert all(shape.height.cm <= 21.01 and shape.width.cm <= 16.01 for shape in doc.inline_shapes)
 
 
 def test_tables_xlsx_has_every_table(report):
@@ -349,10 +353,21 @@ def test_agreement_is_read_when_present(study):
                   {"code_id": "(all codes)", "units": 3, "coders": 2, "percent_agreement": 66.7,
                    "cohen_kappa": 0.4, "krippendorff_alpha": 0.41, "positive_agreement": 0.5}]
                  ).to_parquet(study.interim / "agreement.parquet")
+    pd.DataFrame([{"coder": "coder_a", "code_id": "recall.rupture.unheard", "units": 3, "suggested": 1, "coded": 1,
+                   "both": 1, "precision": 1.0, "recall": 1.0},
+                  {"coder": "coder_a", "code_id": "(all codes)", "units": 3, "suggested": 4, "coded": 3,
+                   "both": 2, "precision": 0.5, "recall": 2 / 3}]).to_parquet(
+        study.interim / "suggestions_vs_coders.parquet")
     doc = Document(build_report(study, make_codebook(), make_tables(), make_audit()))
+    versus = captioned_tables(doc)["Suggestions vs coders, all"]
+    assert versus == [["coder", "units", "suggested", "coded", "both", "precision", "recall"],
+                      ["coder_a", "3", "4", "3", "2", "0.50", "0.67"]]
+    wb = load_workbook(study.reports / "tables.xlsx", read_only=True)
+    assert len(list(wb["Suggestions vs coders"].iter_rows())) == 3
     ag = captioned_tables(doc)["Agreement"]
-    assert ag[0][:2] == ["code_id", "name"] and ag[1][1] == "Felt unheard" and ag[2][4] == "67%"
-    assert ag[2][5] == "0.40"
+    # the code's name above its ID, in one column
+    assert ag[0][:3] == ["code", "units", "coders"] and ag[1][0] == "Felt unheard\nrecall.rupture.unheard"
+    assert ag[2][0] == "(all codes)" and ag[2][3] == "67%" and ag[2][4] == "0.40"
 
 
 def test_agreement_missing_is_said_plainly(report):
