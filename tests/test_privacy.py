@@ -319,6 +319,25 @@ def test_raw_data_is_never_written(monkeypatch, demo_study):
     assert raw_state(raw) == before
 
 
+def test_a_run_opens_no_network_connection(monkeypatch, demo_study):
+    import socket
+
+    tried = []
+
+    def refuse(*args, **kwargs):
+        tried.append(args)
+        raise OSError("test: no network")
+
+    for name in ("connect", "connect_ex", "sendto"):
+        monkeypatch.setattr(socket.socket, name, refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    result = analyze(demo_study)
+    monkeypatch.undo()
+    assert result.exit_code == 0, result.output
+    assert tried == []
+
+
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write read-only files")
 def test_a_read_only_raw_folder_is_fine(demo_study):
     raw = demo_study / "data" / "raw"
