@@ -112,8 +112,9 @@ def run_code(study: Study, log: RunLog, codebook=None, entries=None):
     current = set(turns["turn_id"]) | set(segments["segment_id"])  # codes of a unit that is gone are not current
     codes = pd.concat([auto, coder_codes(entries, current)], ignore_index=True) if len(entries) else auto
     write_parquet(codes, study.interim / "codes.parquet")
+    signatures = entries.attrs.pop("signatures", {})  # not into the table's metadata: it changes every rewrite
     write_parquet(entries, study.interim / "coder_entries.parquet")
-    write_text(study.interim / "workbook_state.json", json.dumps(entries.attrs.get("signatures", {})))
+    write_text(study.interim / "workbook_state.json", json.dumps(signatures))
     write_text(study.interim / "code_state.json", json.dumps(state))  # last: it vouches for codes.parquet
     return codes
 

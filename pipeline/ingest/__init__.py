@@ -211,10 +211,16 @@ def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
          "after_seq": "int64"})
     if reused:
         order = {s.transcript_id: i for i, s in enumerate(good)}
-        turns = _in_order(pd.concat([cache.rows("turns", reused), turns], ignore_index=True), order, "seq")
-        stops = _in_order(pd.concat([cache.rows("stops", reused), stops], ignore_index=True), order, "stop_no")
+        turns = _in_order(_concat(cache.rows("turns", reused), turns), order, "seq")
+        stops = _in_order(_concat(cache.rows("stops", reused), stops), order, "stop_no")
     cache.state = {s.transcript_id: cache.state[s.transcript_id] for s in good}
     return Ingested(turns, stops, good, list(dict.fromkeys(warnings)), cache.state)
+
+
+def _concat(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Reused and new rows; an empty part is left out so that it cannot change the columns' types."""
+    parts = [df for df in (old, new) if len(df)] or [new]
+    return pd.concat(parts, ignore_index=True)
 
 
 def _in_order(df: pd.DataFrame, order: dict[str, int], within: str) -> pd.DataFrame:
