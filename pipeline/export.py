@@ -12,8 +12,11 @@ column name, never by position.
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
+import os
 import re
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -582,6 +585,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
     suggestions = _suggestions(codes)
     blind = bool(study.settings.blind)
     written = []
+    jobs: list = []
     today = datetime.now().strftime("%Y-%m-%d")
     sessions = turns[turns["kind"] == "session"]
     by_tid_turns = {tid: g.sort_values("seq") for tid, g in sessions.groupby("transcript_id")}
@@ -611,9 +615,36 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
                 backup(path)
             about = f"Transcript {tid}, coder {coder}; codebook: {codebook.title or '(untitled)'}" + (
                 f", version {codebook.version}" if codebook.version else "") + "."
-            write_workbook(path, kind, header, rows, codebook, carried, removed, blind=blind, layout=layout,
-                           digest=digest, about=about)
-            state[key] = {"digest": digest, "sha256": sha256_file(path)}
-            written.append(path)
+            jobs.append((path, (kind, header, rows, codebook, carried, removed),
+                         {"blind": blind, "layout": layout, "digest": digest, "about": about}))
+            state[key] = {"digest": digest}
+    for path, sha in zip((j[0] for j in jobs), _write_all(jobs), strict=True):
+        state[path.relative_to(study.root).as_posix()]["sha256"] = sha
+        written.append(path)
     write_text(state_path, json.dumps(state, indent=1, sort_keys=True))
     return written
+
+
+# Writing workbooks is most of the export's time, and each is independent: with many of them, both cores work.
+PARALLEL_FROM = 8
+_JOBS: list = []
+
+
+def _write_job(i: int) -> str:
+    path, args, kwargs = _JOBS[i]
+    write_workbook(path, *args, **kwargs)
+    return sha256_file(path)
+
+
+def _write_all(jobs: list) -> list[str]:
+    """Write every workbook; the sha256 of each.  Workers are forked, so the jobs are not copied to them."""
+    global _JOBS
+    _JOBS = jobs
+    try:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if len(jobs) < PARALLEL_FROM or cores < 2 or "fork" not in mp.get_all_start_methods():
+            return [_write_job(i) for i in range(len(jobs))]
+        with ProcessPoolExecutor(max_workers=min(cores, 4), mp_context=mp.get_context("fork")) as pool:
+            return list(pool.map(_write_job, range(len(jobs)), chunksize=1))
+    finally:
+        _JOBS = []
