@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from spacy.attrs import IS_ALPHA, LEMMA, LIKE_NUM, LOWER, ORTH, SPACY
+from spacy.attrs import LEMMA, LOWER, ORTH, SPACY
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
 
 from pipeline.codebook import Code, Codebook, Rule
 from pipeline.nlp import Prepared, prepare, shared_nlp
+from pipeline.structures import STRUCTURES, is_question  # noqa: F401 (is_question: part of this API)
 
 CODE_COLUMNS = ["unit_type", "unit_id", "code_id", "coder", "rule_id", "evidence", "start_char", "end_char"]
 
@@ -242,90 +243,6 @@ def _segment_units(segments: pd.DataFrame) -> list[Unit]:
         if not _is_blank(text):
             out.append(Unit("segment", str(sid), None if _is_blank(role) else str(role), str(text)))
     return out
-
-
-# --- structural rules -------------------------------------------------------------------------------------------
-
-
-def _positive_int(value: Any) -> str:
-    return "" if isinstance(value, int) and not isinstance(value, bool) and value > 0 else "must be a whole number > 0"
-
-
-def _one_of(*options: str) -> Callable[[Any], str]:
-    return lambda value: "" if value in options else "must be one of " + ", ".join(options)
-
-
-def _role(value: Any) -> str:
-    from pipeline.codebook import ROLES
-
-    return "" if value in ROLES or value == "any" else "must be a role (" + ", ".join(ROLES) + ") or any"
-
-
-_WH = re.compile(r"\b(?:what|what's|how|how's|why|where|when|who|which|whose)\b", re.IGNORECASE)
-_INVITATION = re.compile(
-    r"^\W*(?:(?:so|and|okay|ok|well|now)\W+)*(?:can you |could you |would you |will you |please )?"
-    r"(?:tell me|say (?:a bit |a little )?more|talk (?:me )?(?:a bit |a little )?(?:more )?about|describe|"
-    r"walk me through|"
-    r"take me (?:there|through|back)|go on|help me understand|i wonder (?:what|how|if|whether|why)|"
-    r"i'm (?:curious|wondering) (?:about|what|how|if|whether|why))",
-    re.IGNORECASE,
-)
-
-
-def is_question(text: str, open_only: bool) -> bool:
-    """Whether a turn ends by asking the other to speak (``open_only``: to say more than yes or no).
-
-    The last sentence with a question mark counts as open when a wh-word comes in its first words ("So, what
-    was that like?"); a sentence without one counts when it invites, like "Tell me more about that."
-    """
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
-    if not sentences:
-        return False
-    asked = [s for s in sentences if "?" in s]
-    if not open_only:
-        return bool(asked)
-    if asked:
-        head = " ".join(re.split(r"\s+", asked[-1])[:5])
-        if _WH.search(head) or _INVITATION.search(asked[-1]):
-            return True
-    return bool(_INVITATION.search(sentences[-1]))
-
-
-@dataclass
-class Structure:
-    """A structural rule: a function of a unit and its parsed text, with the settings it accepts."""
-
-    find: Callable[[Unit, Doc, dict], list[tuple[int, int]]]  # token spans [start, end) of the evidence
-    params: dict[str, Callable[[Any], str]]  # name -> check returning '' or what is wrong
-    defaults: dict[str, Any]
-    doc: str
-
-
-def _minimal_response(unit: Unit, doc: Doc, params: dict) -> list[tuple[int, int]]:
-    """A turn of at most ``max_words`` words right after a (open) question by ``after_role``."""
-    if unit.prev_text is None or not len(doc):
-        return []
-    if params["after_role"] != "any" and unit.prev_role != params["after_role"]:
-        return []
-    flags = doc.to_array([IS_ALPHA, LIKE_NUM])
-    words = int((flags.max(axis=1) > 0).sum())
-    if not words or words > params["max_words"]:
-        return []
-    if params["after"] != "any" and not is_question(unit.prev_text, open_only=params["after"] == "open_question"):
-        return []
-    content = [t.i for t in doc if not t.is_space]
-    return [(content[0], content[-1] + 1)]
-
-
-STRUCTURES: dict[str, Structure] = {
-    "minimal_response": Structure(
-        _minimal_response,
-        {"max_words": _positive_int, "after": _one_of("open_question", "question", "any"), "after_role": _role},
-        {"max_words": 3, "after": "open_question", "after_role": "therapist"},
-        "a turn of at most max_words words that answers a question (after: open_question, question or any) "
-        "asked by after_role in the turn just before",
-    ),
-}
 
 
 # --- the compiled codebook --------------------------------------------------------------------------------------

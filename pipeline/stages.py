@@ -52,7 +52,7 @@ def load_codebook(study: Study):
         raise InputError(Problem(study.settings.codebook, "the codebook file is missing",
                                  hint="set `codebook` in study.toml to a codebook in codebooks/"))
     try:
-        return load(path)
+        return load(path, checked=_codes_state(study).get(CODEBOOK_KEY))
     except InputError as e:  # name the codebook as study.toml does, not by its full path
         raise InputError([Problem(relative(Path(p.file), study), p.message, p.where, p.hint)
                           for p in e.problems]) from None
@@ -119,6 +119,18 @@ def run_code(study: Study, log: RunLog, codebook=None, entries=None):
     return codes
 
 
+CODEBOOK_KEY = "(codebook)"  # in code_state.json: the digest of the codebook the last code stage applied
+
+
+def _codes_state(study: Study) -> dict:
+    """The last code stage's keys (transcript -> key of what was coded); {} when its codes are not there."""
+    state_path, codes_path = study.interim / "code_state.json", study.interim / "codes.parquet"
+    try:
+        return json.loads(state_path.read_text()) if state_path.exists() and codes_path.exists() else {}
+    except ValueError:
+        return {}
+
+
 def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFrame):
     """The automatic codes, coding again only the transcripts whose units (or the codebook) changed.
 
@@ -132,11 +144,8 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
               segments.groupby("transcript_id", sort=False)}
     keys = {tid: sha256_text(codebook.digest, __version__, frame.to_json(orient="values"))
             for tid, (_, frame) in units.items()}
-    state_path, codes_path = study.interim / "code_state.json", study.interim / "codes.parquet"
-    try:
-        old = json.loads(state_path.read_text()) if state_path.exists() and codes_path.exists() else {}
-    except ValueError:
-        old = {}
+    old = _codes_state(study)
+    codes_path = study.interim / "codes.parquet"
     same = [tid for tid, key in keys.items() if old.get(tid) == key]
     todo = [tid for tid in keys if tid not in same]
     parts = []
@@ -149,7 +158,7 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
 
         parts.append(apply_codebook(codebook, turns[turns["transcript_id"].isin(todo)],
                                     segments[segments["transcript_id"].isin(todo)]))
-    return pd.concat(parts, ignore_index=True), keys
+    return pd.concat(parts, ignore_index=True), keys | {CODEBOOK_KEY: codebook.digest}
 
 
 def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=None):
