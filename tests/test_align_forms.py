@@ -1,0 +1,114 @@
+"""Alignment through real files: every stop form, interview clocks, offsets, rewinds, stops past the end,
+missing sessions; each stop's window holds the session turn on screen at the stop and no turn after it."""
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+
+SESSION = """\
+[00:00:05] T: Welcome back. Where would you like to start today?
+[00:00:40] C: I don't know. Wherever.
+[00:01:30] T: Last week you mentioned your sister.
+[00:02:10] C: You're not listening to me, I said it was my brother.
+[00:03:00] T: I'm sorry, I got that wrong. Tell me about your brother.
+[00:04:05] C: He never calls. (laughs) It's fine.
+[00:05:20] T: It sounds like it matters more than you let on.
+[00:06:30] C: Maybe.
+"""
+
+# (marker as written, its video time in seconds): every form transcribers use.
+FORMS = [
+    ("[Video paused at 00:02:15]", 135),
+    ("[STOP 2 | 00:03:05]", 185),
+    ("(tape stopped at 4:10)", 250),
+    ("[Pause – 5:25.5]", 325.5),
+    ("*** Recording stopped at 06:31 ***", 391),
+    ("[CUE 0:00:45]", 45),  # the study's own form, from study.toml
+]
+
+
+def interview(markers: list[str], clock: bool = True) -> str:
+    lines = []
+    for n, marker in enumerate(markers):
+        lines.append(marker)
+        stamp = f"[00:{10 + n:02d}:00] " if clock else ""  # interview time: never video time
+        lines.append(f"{stamp}I: What was going on for you there?")
+        lines.append(f"C: Recall number {n + 1}, I felt unheard.")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def study(tmp_path):
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    (tmp_path / "study.toml").write_text("[align]\nwindow_s = 60\nstop_patterns = ['^\\[CUE (?P<time>[0-9:.]+)\\]$']\n")
+    (raw / "D1_S1_session.txt").write_text(SESSION)
+    return tmp_path
+
+
+def run(root):
+    runner = CliRunner()
+    for command in ("ingest", "align"):
+        result = runner.invoke(main, [command, "--study", str(root)])
+        assert result.exit_code == 0, result.output
+    interim = root / "data" / "interim"
+    return (pd.read_parquet(interim / "turns.parquet"), pd.read_parquet(interim / "segments.parquet"),
+            result.output)
+
+
+def on_screen(turns, at):
+    session = turns[turns["kind"] == "session"]
+    return session[session["start_s"] <= at].sort_values("start_s").iloc[-1]
+
+
+def test_every_stop_form_aligns_with_the_turn_on_screen(study):
+    (study / "data" / "raw" / "D1_S1_ipr-client.txt").write_text(
+        interview([m for m, _ in sorted(FORMS, key=lambda f: f[1])]))
+    turns, segs, output = run(study)
+    assert list(segs["video_s"]) == sorted(v for _, v in FORMS)
+    assert (segs["status"] == "aligned").all()
+    start = dict(zip(turns["turn_id"], turns["start_s"], strict=True))
+    for seg in segs.itertuples():
+        ids = seg.session_turn_ids.split(";")
+        assert ids[-1] == on_screen(turns, seg.session_s)["turn_id"]
+        assert all(start[t] <= seg.session_s for t in ids)
+        assert seg.recall_text.startswith(f"Recall number {seg.stop_no},")
+    assert "D1_S1_ipr-client: 6 stops, 6 aligned" in output
+
+
+def test_offset_from_the_manifest(study):
+    raw = study / "data" / "raw"
+    (raw / "ipr.txt").write_text(interview(["[Video paused at 00:02:00]"]))
+    (raw / "manifest.csv").write_text("file,case,session,kind,participant,offset_s\n"
+                                      "D1_S1_session.txt,D1,S1,session,,\nipr.txt,D1,S1,ipr,therapist,75\n")
+    turns, segs, _ = run(study)
+    seg = segs.iloc[0]
+    assert seg["video_s"] == 120 and seg["session_s"] == 195
+    assert turns.set_index("turn_id").loc[seg["session_turn_ids"].split(";")[-1], "text"].startswith(
+        "I'm sorry, I got that wrong")
+
+
+def test_hard_cases_each_have_their_status(study):
+    raw = study / "data" / "raw"
+    (raw / "D1_S1_ipr-client.txt").write_text(interview(
+        ["[Video paused at 00:04:10]", "[Video paused at 00:02:15]", "[Video paused at 00:02:15]",
+         "[Video paused at 01:30:00]", "[Video paused at 00:00:02]"]))
+    (raw / "D2_S1_ipr-client.txt").write_text(interview(["[Video paused at 00:01:00]"]))
+    (raw / "D1_S1_ipr-therapist.txt").write_text("I: Shall we watch it?\nT: Sure.\n")
+    turns, segs, output = run(study)
+    d1 = segs[segs["transcript_id"] == "D1_S1_ipr-client"]
+    assert list(d1["status"]) == ["aligned", "aligned", "aligned", "time_out_of_range", "no_turns_in_window"]
+    assert d1.iloc[1]["note"].startswith("rewind") and d1.iloc[2]["note"].startswith("same time")
+    assert segs[segs["transcript_id"] == "D2_S1_ipr-client"]["status"].tolist() == ["no_session_transcript"]
+    assert "D1_S1_ipr-therapist: 0 stops, 0 aligned" in output
+    assert "D1_S1_ipr-client: 5 stops, 3 aligned; not aligned: 1 time_out_of_range, 1 no_turns_in_window" in output
+
+
+def test_interview_clock_is_never_taken_for_video_time(study):
+    (study / "data" / "raw" / "D1_S1_ipr-client.txt").write_text(interview(["[Video paused at 00:02:15]"]))
+    turns, segs, _ = run(study)
+    ipr = turns[turns["kind"] == "ipr"]
+    assert ipr["start_s"].dropna().tolist() == [600.0]  # the interviewer's [00:10:00] is the interview's own
+    assert segs["video_s"].tolist() == [135.0]
