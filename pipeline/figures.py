@@ -13,7 +13,7 @@ import pandas as pd
 from .files import atomic_path
 from .timecode import format_time
 
-DPI = 200
+DPI = 160
 WIDTH_IN = 6.5
 COLORS = {"withdrawal": "#4C72B0", "confrontation": "#C44E52", "resolution": "#55A868", "client": "#8172B2",
           "therapist": "#CCB974"}
@@ -29,10 +29,12 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, tight: bool = True) -> Path:
+    """Save as PNG; ``tight`` fits the margins to the labels (a second drawing pass, so figures with fixed
+    margins skip it)."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight" if tight else None)
     _pyplot().close(fig)
     return path
 
@@ -83,7 +85,7 @@ def code_frequency_figure(freq: pd.DataFrame, sources: list[str], path: Path, ti
 
 def timeline_figure(title: str, duration_s: float, ruptures: pd.DataFrame, resolutions: pd.DataFrame,
                     sequences: pd.DataFrame, stops: pd.DataFrame, path: Path, segment_s: float = 300.0) -> Path:
-    """One session on its clock: rupture markers by type, resolution strategies, the link from each repaired
+    """One session on its clock: rupture markers by type, resolution strategies, a line from each repaired
     rupture to its repair, the IPR stops of client and therapist, and the 5-minute segments shaded."""
     plt = _pyplot()
     from matplotlib.ticker import FuncFormatter, MultipleLocator
@@ -91,6 +93,7 @@ def timeline_figure(title: str, duration_s: float, ruptures: pd.DataFrame, resol
     lanes = ["therapist IPR stops", "client IPR stops", "resolution", "confrontation", "withdrawal"]
     y = {name: i for i, name in enumerate(lanes)}
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.4))
+    fig.subplots_adjust(left=0.2, right=0.98, top=0.88, bottom=0.2)  # fixed margins: no second drawing pass
     end = max(duration_s if duration_s == duration_s else 0.0, segment_s)
     for k in range(int(end // segment_s) + 1):
         if k % 2 == 0:
@@ -102,10 +105,14 @@ def timeline_figure(title: str, duration_s: float, ruptures: pd.DataFrame, resol
     ax.scatter(resolutions["time_s"], [y["resolution"]] * len(resolutions), marker="o", s=30,
                color=COLORS["resolution"], zorder=3, label="resolution strategy")
     types = dict(zip(ruptures["turn_id"], ruptures["type"], strict=True))
+    links = []
     for s in sequences[sequences["status"] == "repaired"].itertuples(index=False):
         lane = "withdrawal" if "withdrawal" in types.get(s.rupture_turn_id, "withdrawal") else "confrontation"
-        ax.annotate("", xy=(s.repair_s, y["resolution"]), xytext=(s.rupture_s, y[lane]),
-                    arrowprops={"arrowstyle": "->", "color": "#777777", "lw": 0.8}, zorder=2)
+        links.append([(s.rupture_s, y[lane]), (s.repair_s, y["resolution"])])
+    if links:  # one collection of lines: hundreds of annotations would make a long session slow to draw
+        from matplotlib.collections import LineCollection
+
+        ax.add_collection(LineCollection(links, colors="#8c8c8c", linewidths=0.8, zorder=2))
     for who in ("client", "therapist"):
         st = stops[stops["participant"] == who]
         ax.scatter(st["session_s"], [y[f"{who} IPR stops"]] * len(st), marker="|", s=120, linewidths=1.6,
@@ -121,4 +128,4 @@ def timeline_figure(title: str, duration_s: float, ruptures: pd.DataFrame, resol
     ax.spines[["top", "right", "left"]].set_visible(False)
     ax.tick_params(axis="y", length=0)
     ax.set_title(title, fontsize=9, loc="left")
-    return _save(fig, path)
+    return _save(fig, path, tight=False)

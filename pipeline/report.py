@@ -50,16 +50,21 @@ DOCX_HIDDEN = {
 }
 DOCX_CUT = {"Rupture sequences": 140}
 # Per table: leading columns whose repeated values the docx shows once per block, as tables in papers do.
-DOCX_GROUPED = {"Codes by role": ["coded by"], "Codes by case and session": ["coded by"],
+DOCX_GROUPED = {"Codes by role": ["coded by"], "Codes by case and session": ["coded by", "case"],
                 "Repair summary": ["coded by"], "Rupture sequences": ["coded by", "case", "session"],
                 "Ruptures per 5 minutes": ["coded by", "case", "session"]}
 DOCX_CELL_LIMIT = 600
+DOCX_MAX_ROWS = 250
+DOCX_MAX_MOMENTS = 40  # a longer table shows its first rows, and says where the rest is
 # Tables whose docx shows the code's name and ID in one column ``code`` (name above ID), to save width.
 DOCX_COMBINED = {"Codes by code", "Agreement", "Suggestions vs coders"}
 NUMERIC_TEXT = re.compile(r"^-?(\d+(\.\d+)?%?|\d+:\d\d:\d\d)$")
 FAMILY_NAMES = {"rupture.withdrawal": "Withdrawal ruptures", "rupture.confrontation": "Confrontation ruptures",
                 "resolution": "Resolution strategies", "recall.rupture": "Recalled strain",
                 "recall.repair": "Recalled repair", "recall.awareness": "Therapist awareness"}
+FAMILY_SHORT = {"rupture.withdrawal": "withdrawal", "rupture.confrontation": "confrontation",
+                "resolution": "resolution", "recall.rupture": "recalled strain", "recall.repair": "recalled repair",
+                "recall.awareness": "awareness"}
 NOT_NOTICED = re.compile(r"(^|[._-])(not|none|never|no|unaware|unnoticed|missed|absent)([._-]|$)", re.I)
 
 
@@ -271,13 +276,27 @@ def codes_by_family(units: pd.DataFrame, srcs: list[str], codebook) -> pd.DataFr
     return pd.DataFrame(rows, columns=["family", "name", *srcs])
 
 
-def codes_by(units: pd.DataFrame, srcs: list[str], codebook, by: str) -> pd.DataFrame:
-    """Units per source and family, spread over ``by``: ``role`` or ``case session``."""
-    units = units.assign(where=units["role"] if by == "role" else units["case"] + " " + units["session"])
-    if by == "role":
-        cols = [r for r in ROLE_ORDER if r in set(units["where"])] + sorted(set(units["where"]) - set(ROLE_ORDER))
-    else:
-        cols = sorted(set(units["where"]))
+def codes_by_session(units: pd.DataFrame, srcs: list[str], codebook) -> pd.DataFrame:
+    """Units per source, case and session (rows: as many as there are sessions), by family (columns)."""
+    fams = _ordered_families(units["family"], codebook)
+    cols = [FAMILY_SHORT.get(f, f) for f in fams]
+    rows = []
+    keys = sorted(set(zip(units["case"], units["session"], strict=True)))
+    for src in srcs:
+        mine = units[units["coder"] == src]
+        for case, session in keys:
+            here = mine[(mine["case"] == case) & (mine["session"] == session)]
+            counts = here.groupby("family")["unit_id"].count()
+            rows.append({"coded by": src, "case": case, "session": session,
+                         **{c: int(counts.get(f, 0)) for f, c in zip(fams, cols, strict=True)},
+                         "all": int(counts.sum())})
+    return pd.DataFrame(rows, columns=["coded by", "case", "session", *cols, "all"])
+
+
+def codes_by(units: pd.DataFrame, srcs: list[str], codebook, by: str = "role") -> pd.DataFrame:
+    """Units per source and family, spread over the roles (``client turn``, ``therapist recall`` ...)."""
+    units = units.assign(where=units["role"])
+    cols = [r for r in ROLE_ORDER if r in set(units["where"])] + sorted(set(units["where"]) - set(ROLE_ORDER))
     rows = []
     for src in srcs:
         mine = units[units["coder"] == src]
@@ -385,10 +404,17 @@ def noticed(codes: list[str], participant: str) -> bool:
         c.startswith("recall.awareness.") and not NOT_NOTICED.search(c[len("recall.awareness."):]) for c in codes)
 
 
+_NO_CODES = pd.DataFrame(columns=["unit_type", "unit_id", "code_id", "coder"])
+
+
 def recall_codes(codes: pd.DataFrame, unit_id: str) -> tuple[list[str], str]:
     """A recall's ``recall.*`` codes and whose they are: the coders' consensus where two or more coders coded the
-    recall, otherwise the automatic suggestions."""
-    mine = codes[(codes["unit_type"] == "segment") & (codes["unit_id"] == unit_id)]
+    recall, otherwise the automatic suggestions.  ``codes``: the codes table, or a dict of its segment rows by
+    unit (faster for many recalls)."""
+    if isinstance(codes, dict):
+        mine = codes.get(unit_id, _NO_CODES)
+    else:
+        mine = codes[(codes["unit_type"] == "segment") & (codes["unit_id"] == unit_id)]
     human = mine[~mine["coder"].isin([AUTO, CONSENSUS])]
     src = CONSENSUS if human["coder"].nunique() >= 2 else AUTO
     return sorted({c for c in mine.loc[mine["coder"] == src, "code_id"] if c.startswith("recall.")}), src
@@ -416,13 +442,14 @@ def both_sides(segments: pd.DataFrame, codes: pd.DataFrame, names: dict[str, str
     if "linked_segment_ids" not in segments.columns:
         return pd.DataFrame(columns=cols)
     seg = segments.set_index("segment_id")
+    by_unit = {u: g for u, g in codes[codes["unit_type"] == "segment"].groupby("unit_id", sort=False)}
     rows = []
     for c in segments[(segments["participant"] == "client")].itertuples(index=False):
         for t_id in filter(None, str(c.linked_segment_ids or "").split(";")):
             if t_id not in seg.index:
                 continue
             t = seg.loc[t_id]
-            (c_codes, c_src), (t_codes, t_src) = recall_codes(codes, c.segment_id), recall_codes(codes, t_id)
+            (c_codes, c_src), (t_codes, t_src) = recall_codes(by_unit, c.segment_id), recall_codes(by_unit, t_id)
             c_yes, t_yes = noticed(c_codes, "client"), noticed(t_codes, "therapist")
             start = max(c.window_start_s, t["window_start_s"])
             end = min(c.window_end_s, t["window_end_s"])
@@ -457,31 +484,35 @@ def exemplars(codes: pd.DataFrame, turns: pd.DataFrame, segments: pd.DataFrame, 
     for s in aligned.itertuples(index=False):
         for tid in filter(None, str(s.session_turn_ids).split(";")):
             about.setdefault(tid, []).append(s)
-    rank_src = {CONSENSUS: 0}
     per = codes.drop_duplicates(["coder", "unit_type", "unit_id", "code_id"])
     evidence = codes[codes["evidence"].fillna("") != ""].drop_duplicates(["unit_id", "code_id"]).set_index(
         ["unit_id", "code_id"])["evidence"]
+    # the ranking, for every coded unit at once: consensus, a coder, auto; about an aligned moment; in order
+    seg_key = segments.set_index("segment_id").assign(
+        far=lambda x: x["status"] != "aligned", when=lambda x: x["session_s"].astype("float64").fillna(0.0))
+    turn_key = turns.set_index("turn_id").assign(
+        far=lambda x: ~x.index.isin(list(about)), when=lambda x: x["start_s"].astype("float64").fillna(0.0))
+    ranked = []
+    for unit_type, key in (("segment", seg_key), ("turn", turn_key)):
+        part = per[(per["unit_type"] == unit_type) & per["unit_id"].isin(key.index)]
+        ranked.append(part.join(key[["far", "case", "session", "when"]], on="unit_id"))
+    ranked = pd.concat(ranked, ignore_index=True) if ranked else per
+    if ranked.empty:
+        return pd.DataFrame(columns=cols)
+    ranked["src"] = ranked["coder"].map(lambda c: 0 if c == CONSENSUS else 2 if c == AUTO else 1)
+    ranked = ranked.sort_values(["src", "far", "case", "session", "when"], kind="stable")
+    ranked = ranked.drop_duplicates(["code_id", "unit_id"]).groupby("code_id", sort=False).head(per_code)
+    by_code = {c: g for c, g in ranked.groupby("code_id", sort=False)}
+    seg = segments.set_index("segment_id")
+    turn = turns.set_index("turn_id")
     rows = []
-    for code_id in _ordered_codes(per["code_id"], codebook):
+    for code_id in _ordered_codes(ranked["code_id"], codebook):
         cand = []
-        for r in per[per["code_id"] == code_id].itertuples(index=False):
-            src_rank = rank_src.get(r.coder, 2 if r.coder == AUTO else 1)
-            if r.unit_type == "segment" and r.unit_id in seg.index:
-                s = seg.loc[r.unit_id]
-                where = (s["case"], s["session"], float(s["session_s"]) if s["session_s"] == s["session_s"] else 0)
-                cand.append((src_rank, s["status"] != "aligned", *where, r, None))
-            elif r.unit_type == "turn" and r.unit_id in turn.index:
-                t = turn.loc[r.unit_id]
-                recalls = sorted(about.get(r.unit_id, []), key=lambda s, role=t["role"]: s.participant != role)
-                when = float(t["start_s"]) if t["start_s"] == t["start_s"] else 0.0
-                cand.append((src_rank, not recalls, t["case"], t["session"], when, r,
-                             recalls[0] if recalls else None))
-        cand.sort(key=lambda c: c[:5])
-        seen: set[str] = set()
-        for *_, r, recall in cand:
-            if r.unit_id in seen:
-                continue
-            seen.add(r.unit_id)
+        for r in by_code[code_id].itertuples(index=False):
+            recalls = sorted(about.get(r.unit_id, []), key=lambda s, u=r.unit_id: s.participant != turn.loc[
+                u, "role"]) if r.unit_type == "turn" else []
+            cand.append((r, recalls[0] if recalls else None))
+        for r, recall in cand:
             ev = evidence.get((r.unit_id, code_id), "")
             if r.unit_type == "segment":
                 s = seg.loc[r.unit_id]
@@ -501,8 +532,6 @@ def exemplars(codes: pd.DataFrame, turns: pd.DataFrame, segments: pd.DataFrame, 
                              "session excerpt": line})
             rows[-1].update({"code_id": code_id, "name": names.get(code_id, ""), "coded by": r.coder,
                              "evidence": ev, "unit_id": r.unit_id})
-            if len(seen) >= per_code:
-                break
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -570,7 +599,7 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
         "Codes by family": codes_by_family(units, srcs, codebook),
         "Codes by code": codes_by_code(units, srcs, codebook),
         "Codes by role": codes_by(units, srcs, codebook, "role"),
-        "Codes by case and session": codes_by(units, srcs, codebook, "case session"),
+        "Codes by case and session": codes_by_session(units, srcs, codebook),
         "Code counts (long)": code_counts_long(units, codebook),
         "Repair summary": repair_summary_table(runs),
         "Rupture sequences": sequences_table(runs, names),
@@ -687,6 +716,43 @@ def _set_widths(table, widths_cm: list[float]) -> None:
     table.autofit = False
 
 
+_BAD_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _runs_xml(text: str) -> str:
+    """A cell's text as WordprocessingML runs: line breaks as <w:br/>, characters XML cannot hold dropped."""
+    from xml.sax.saxutils import escape
+
+    lines = _BAD_XML.sub("", text).split("\n")
+    inner = "<w:br/>".join(f'<w:t xml:space="preserve">{escape(line)}</w:t>' for line in lines)
+    return f"<w:r>{inner}</w:r>" if text else ""
+
+
+def rows_xml(table, cells: list[list[str]], widths_cm: list[float], styles: list[str], numeric: list[bool],
+             header_style: str) -> None:
+    """Append the header row (shaded, repeated on every page) and the body rows (never split across pages) to
+    ``table``, as XML in one go: python-docx's cell by cell API takes minutes for a long table."""
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    tw = [int(Cm(w).twips) for w in widths_cm]
+    parts = []
+    for k, values in enumerate(cells):
+        head = k == 0
+        tr = ['<w:tr><w:trPr><w:cantSplit/>' + ('<w:tblHeader/>' if head else "") + "</w:trPr>"]
+        for i, text in enumerate(values):
+            shade = f'<w:shd w:val="clear" w:color="auto" w:fill="{HEADER_FILL}"/>' if head else ""
+            jc = '<w:jc w:val="right"/>' if numeric[i] else ""
+            style = header_style if head else styles[i]
+            tr.append(f'<w:tc><w:tcPr><w:tcW w:w="{tw[i]}" w:type="dxa"/>{shade}</w:tcPr>'
+                      f'<w:p><w:pPr><w:pStyle w:val="{style}"/>{jc}</w:pPr>{_runs_xml(text)}</w:p></w:tc>')
+        tr.append("</w:tr>")
+        parts.append("".join(tr))
+    body = parse_xml(f"<w:tbl {nsdecls('w')}>{''.join(parts)}</w:tbl>")
+    for tr in list(body):
+        table._tbl.append(tr)
+
+
 def _is_number(series: pd.Series) -> bool:
     """Numbers, and texts that are numbers, percentages or times: right-aligned."""
     if pd.api.types.is_bool_dtype(series):
@@ -779,6 +845,9 @@ class _Doc:
         """A captioned table: ``Table N. caption``; the table's own name is kept in the caption for tests and
         for finding its sheet in tables.xlsx."""
         cells = docx_cells(df, name)
+        total = len(df)
+        if total > DOCX_MAX_ROWS:
+            cells, df = cells[: DOCX_MAX_ROWS + 1], df.iloc[:DOCX_MAX_ROWS]
         df = docx_frame(df, name)
         cut = cut or DOCX_CUT.get(name, DOCX_CELL_LIMIT)
         numeric = [_is_number(df[c]) for c in df.columns]
@@ -789,37 +858,38 @@ class _Doc:
             turned = True
             col_cm, font_pt = self._fit(df, widths or {}, cut, font_pt, mono, numeric, last=True)
         self.caption(f"{caption} [sheet: {name}]")
-        table = self.doc.add_table(rows=1, cols=len(df.columns))
+        table = self.doc.add_table(rows=0, cols=len(df.columns))
         table.alignment = WD_TABLE_ALIGNMENT.CENTER
-        table.autofit = False
         _borders(table)
-        header = table.rows[0]
-        _repeat_header(header)
-        for cell, name_ in zip(header.cells, df.columns, strict=True):
-            cell.text = ""
-            run = cell.paragraphs[0].add_run(str(name_))
-            run.bold = True
-            _shade(cell, HEADER_FILL)
-        for values in cells[1:]:
-            r = table.add_row()
-            _no_split(r)
-            for cell, text in zip(r.cells, values, strict=True):
-                cell.text = text
         _set_widths(table, col_cm)
-        for row in table.rows:
-            for i, cell in enumerate(row.cells):
-                for p in cell.paragraphs:
-                    p.paragraph_format.space_after = Pt(0)
-                    if numeric[i]:
-                        p.alignment = WD_ALIGN_PARAGRAPH.RIGHT
-                    for run in p.runs:
-                        run.font.size = Pt(font_pt)
-                        if df.columns[i] in mono:
-                            run.font.name = "Courier New"
+        text_style = self._style("Table Text", font_pt)
+        styles = [self._style("Table Mono", font_pt) if c in mono else text_style for c in df.columns]
+        rows_xml(table, cells, col_cm, styles, numeric, self._style("Table Header", font_pt))
+        if total > DOCX_MAX_ROWS:
+            self.para(f"The first {DOCX_MAX_ROWS:,} of {total:,} rows; all of them are in the sheet '{name[:31]}' of "
+                      "reports/tables.xlsx.", size=8.5, color="595959")
         self.doc.add_paragraph()
         if turned:
             self.orientation(False)
         return table
+
+    def _style(self, kind: str, size: float) -> str:
+        """The style ID of a paragraph style for table cells (made once per kind and size): a run-free way to
+        give thousands of cells their font, which keeps a long report fast to write."""
+        name = f"{kind} {size:g}"
+        styles = self.doc.styles
+        if name not in [s.name for s in styles]:
+            from docx.enum.style import WD_STYLE_TYPE
+
+            st = styles.add_style(name, WD_STYLE_TYPE.PARAGRAPH)
+            st.base_style = styles["Normal"]
+            st.font.size = Pt(size)
+            st.font.bold = kind == "Table Header"
+            if kind == "Table Mono":
+                st.font.name = "Courier New"
+            st.paragraph_format.space_after = Pt(0)
+            st.paragraph_format.space_before = Pt(0)
+        return styles[name].style_id
 
     def fits_portrait(self, df: pd.DataFrame, name: str, font_pt: float = 8.5) -> bool:
         """Whether a table fits a portrait page (a section with it can then stay portrait)."""
@@ -1071,7 +1141,7 @@ def _section_codes(d: _Doc, data: ReportData, codebook, coders, figures_dir: Pat
             "Coded units by family and role (turns: session turns by speaker; recalls: IPR segments by "
             "participant)")
     d.table("Codes by case and session", out["Codes by case and session"],
-            "Coded units by family, case and session")
+            "Coded units by case, session and family")
     d.para("Counts for every code by role, case and session are in the sheet 'Code counts (long)' of "
            "reports/tables.xlsx.", size=8.5, color="595959")
 
@@ -1126,7 +1196,7 @@ def _section_sequences(d: _Doc, data: ReportData, study, turns, segments, figure
                         primary.sequences[primary.sequences["transcript_id"] == dur.transcript_id],
                         aligned[(aligned["case"] == dur.case) & (aligned["session"] == dur.session)], fig)
         written.append(fig)
-        d.figure(fig, f"Case {dur.case}, session {dur.session}: rupture markers, resolution strategies (arrows: "
+        d.figure(fig, f"Case {dur.case}, session {dur.session}: rupture markers, resolution strategies (lines: "
                       "rupture to its repair) and the IPR stops, from the automatic suggestions")
 
 
@@ -1143,6 +1213,10 @@ def _section_both_sides(d: _Doc, out, data: ReportData) -> None:
            "consensus where two or more coders coded the recall, otherwise the automatic suggestions.")
     d.table("Both sides", both, "Moments recalled by both participants, and whether each noticed a rupture")
     for i, r in enumerate(both.to_dict("records"), 1):
+        if i > DOCX_MAX_MOMENTS:
+            d.para(f"The first {DOCX_MAX_MOMENTS} of {len(both)} moments are shown side by side; every moment, with "
+                   "both recalls, is in the sheet 'Both sides' of reports/tables.xlsx.", size=8.5, color="595959")
+            break
         d.heading(f"Moment {i}: case {r['case']}, session {r['session']}, {r['moment']}", 3)
         if r["session excerpt"]:
             p = d.para()

@@ -37,15 +37,13 @@ ALL = "(all)"
 
 def timed_session_turns(turns: pd.DataFrame) -> pd.DataFrame:
     """The session turns in order, with ``time_s``: the start time, interpolated where a turn has none."""
-    session = turns[turns["kind"] == "session"]
-    parts = []
-    for _, g in session.groupby("transcript_id", sort=True):
-        g = g.sort_values("seq").copy()
-        g["time_s"] = session_times(g)
-        parts.append(g)
-    if not parts:
-        return session.assign(time_s=pd.Series(dtype="float64"))
-    return pd.concat(parts, ignore_index=True)
+    session = turns[turns["kind"] == "session"].sort_values(["transcript_id", "seq"], kind="stable")
+    session = session.assign(time_s=session["start_s"].astype("float64")).reset_index(drop=True)
+    gaps = session.loc[session["time_s"].isna(), "transcript_id"].unique()
+    for tid in gaps:  # only transcripts with a turn without a time need interpolating
+        rows = session.index[session["transcript_id"] == tid]
+        session.loc[rows, "time_s"] = session_times(session.loc[rows])
+    return session
 
 
 def _markers(codes: pd.DataFrame, turns: pd.DataFrame, prefix: str, role: str) -> pd.DataFrame:
@@ -82,7 +80,10 @@ def resolution_markers(codes: pd.DataFrame, turns: pd.DataFrame) -> pd.DataFrame
 def repair_sequences(ruptures: pd.DataFrame, resolutions: pd.DataFrame, window_s: float = 300.0) -> pd.DataFrame:
     """For each rupture, the first resolution that follows it in its session within ``window_s`` seconds."""
     rows = []
-    by_session = {tid: g.sort_values("seq") for tid, g in resolutions.groupby("transcript_id")}
+    by_session = {}
+    for tid, g in resolutions.groupby("transcript_id"):
+        g = g.sort_values("seq")
+        by_session[tid] = (g["seq"].to_numpy(), g["time_s"].to_numpy(dtype=float), g.to_dict("records"))
     for r in ruptures.itertuples(index=False):
         row = {"case": r.case, "session": r.session, "transcript_id": r.transcript_id,
                "rupture_turn_id": r.turn_id, "rupture_s": r.time_s, "rupture_type": r.type,
@@ -92,13 +93,15 @@ def repair_sequences(ruptures: pd.DataFrame, resolutions: pd.DataFrame, window_s
             row["status"] = "no_time"
             rows.append(row)
             continue
-        later = by_session.get(r.transcript_id)
-        if later is not None:
-            later = later[(later["seq"] > r.seq) & (later["time_s"] - r.time_s <= window_s)]
-        if later is None or later.empty:
+        fix = None
+        if r.transcript_id in by_session:
+            seqs, times, records = by_session[r.transcript_id]
+            start = int(np.searchsorted(seqs, r.seq, side="right"))  # the resolutions after the rupture turn
+            within = np.flatnonzero(times[start:] - r.time_s <= window_s)
+            fix = records[start + within[0]] if len(within) else None
+        if fix is None:
             row["status"] = "unrepaired"
         else:
-            fix = later.iloc[0]
             row.update({"repair_turn_id": fix["turn_id"], "repair_s": float(fix["time_s"]),
                         "repair_codes": fix["codes"], "repair_text": fix["text"],
                         "time_to_repair_s": max(0.0, float(fix["time_s"]) - float(r.time_s)),
@@ -149,39 +152,48 @@ def _summary_row(case, session, s: pd.DataFrame, n_resolutions: int) -> dict:
     }
 
 
-def session_durations(turns: pd.DataFrame) -> pd.DataFrame:
+def session_durations(turns: pd.DataFrame, timed: pd.DataFrame | None = None) -> pd.DataFrame:
     """``case, session, transcript_id, duration_s`` for every session transcript (NaN when it has no times)."""
-    timed = timed_session_turns(turns)
-    rows = []
-    for tid, g in timed.groupby("transcript_id", sort=True):
-        ends = pd.concat([g["time_s"], g["end_s"].astype("float64")])
-        rows.append({"case": g["case"].iloc[0], "session": g["session"].iloc[0], "transcript_id": tid,
-                     "duration_s": float(ends.max()) if ends.notna().any() else math.nan})
-    return pd.DataFrame(rows, columns=["case", "session", "transcript_id", "duration_s"])
+    timed = timed_session_turns(turns) if timed is None else timed
+    if timed.empty:
+        return pd.DataFrame(columns=["case", "session", "transcript_id", "duration_s"])
+    last = timed.assign(end=timed[["time_s", "end_s"]].astype("float64").max(axis=1))
+    g = last.groupby("transcript_id", sort=True)
+    out = g[["case", "session"]].first().assign(duration_s=g["end"].max()).reset_index()
+    return out[["case", "session", "transcript_id", "duration_s"]]
 
 
 def ruptures_per_segment(ruptures: pd.DataFrame, resolutions: pd.DataFrame, sequences: pd.DataFrame,
                          turns: pd.DataFrame, segment_s: float = SEGMENT_S) -> pd.DataFrame:
     """Ruptures (client turns with a rupture code) by type, resolutions and repaired ruptures per segment of
     ``segment_s`` seconds of every timed session, empty segments included."""
-    rows = []
+    durations = session_durations(turns)
+    n_of = {d.transcript_id: max(1, math.ceil(d.duration_s / segment_s))
+            for d in durations.itertuples(index=False) if not _missing(d.duration_s)}
     repaired = set(sequences.loc[sequences["status"] == "repaired", "rupture_turn_id"])
-    for d in session_durations(turns).itertuples(index=False):
-        if _missing(d.duration_s):
+
+    def counts(markers: pd.DataFrame) -> dict:
+        m = markers[markers["transcript_id"].isin(list(n_of)) & markers["time_s"].notna()]
+        last = m["transcript_id"].map(n_of).to_numpy(dtype=float) - 1
+        k = np.minimum((m["time_s"] // segment_s).to_numpy(), last).astype(int) if len(m) else np.array([], int)
+        m = m.assign(k=k)
+        return {key: g for key, g in m.groupby(["transcript_id", "k"])}
+
+    rup, res = counts(ruptures), counts(resolutions)
+    empty = ruptures.iloc[0:0]
+    rows = []
+    for d in durations.itertuples(index=False):
+        if d.transcript_id not in n_of:
             continue
-        n = max(1, math.ceil(d.duration_s / segment_s))
-        rup = ruptures[ruptures["transcript_id"] == d.transcript_id]
-        res = resolutions[resolutions["transcript_id"] == d.transcript_id]
-        rup_k = np.minimum((rup["time_s"] // segment_s).to_numpy(), n - 1)
-        res_k = np.minimum((res["time_s"] // segment_s).to_numpy(), n - 1)
-        for k in range(n):
-            here = rup[rup_k == k]
+        for k in range(n_of[d.transcript_id]):
+            here = rup.get((d.transcript_id, k), empty)
+            types = here["type"]
             rows.append({"case": d.case, "session": d.session, "segment": k + 1, "from_s": k * segment_s,
                          "to_s": min((k + 1) * segment_s, max(d.duration_s, k * segment_s)),
-                         "withdrawal": int(here["type"].str.contains("withdrawal").sum()),
-                         "confrontation": int(here["type"].str.contains("confrontation").sum()),
-                         "ruptures": len(here), "resolutions": int((res_k == k).sum()),
-                         "repaired": int(here["turn_id"].isin(repaired).sum())})
+                         "withdrawal": int(types.str.contains("withdrawal").sum()) if len(here) else 0,
+                         "confrontation": int(types.str.contains("confrontation").sum()) if len(here) else 0,
+                         "ruptures": len(here), "resolutions": len(res.get((d.transcript_id, k), empty)),
+                         "repaired": sum(t in repaired for t in here["turn_id"])})
     return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
 
 

@@ -248,7 +248,10 @@ def test_code_frequencies_count_units_per_source_with_consensus(report):
     auto_w = role[(role["coded by"] == "auto") & (role["family"] == "rupture.withdrawal")].iloc[0]
     assert auto_w["client turn"] == 4 and auto_w["therapist turn"] == 0 and auto_w["all"] == 4
     cs = tables["Codes by case and session"]
-    assert cs[(cs["coded by"] == "coder_a") & (cs["family"] == "resolution")].iloc[0]["D01 S3"] == 1
+    assert list(cs.columns) == ["coded by", "case", "session", "withdrawal", "confrontation", "resolution",
+                                "recalled strain", "awareness", "all"]
+    a = cs[cs["coded by"] == "coder_a"].iloc[0]
+    assert (a["case"], a["session"], a["resolution"], a["withdrawal"], a["all"]) == ("D01", "S3", 1, 1, 4)
 
 
 def test_rupture_sequences_in_the_report(report):
@@ -463,3 +466,17 @@ def test_merged_excerpts_keep_session_order_and_each_line_once():
     assert not noticed(["recall.awareness.not_noticed"], "therapist")
     assert not noticed(["recall.awareness.noticed_at_time"], "client")
     assert noticed(["recall.rupture.hurt"], "client") and not noticed(["recall.repair.relief"], "client")
+
+
+def test_a_long_table_shows_its_first_rows_and_says_where_the_rest_is(study, monkeypatch):
+    import pipeline.report as report_module
+
+    monkeypatch.setattr(report_module, "DOCX_MAX_ROWS", 2)
+    doc = Document(build_report(study, make_codebook(), make_tables(), make_audit(), now=NOW))
+    data = report_tables(study, make_codebook(), make_tables(), make_audit(), now=NOW)
+    seq = captioned_tables(doc)["Rupture sequences"]
+    assert seq == shown(data.tables["Rupture sequences"], "Rupture sequences")[:3]
+    texts = [p.text for p in doc.paragraphs]
+    assert "The first 2 of 5 rows; all of them are in the sheet 'Rupture sequences' of reports/tables.xlsx." in texts
+    wb = load_workbook(study.reports / "tables.xlsx", read_only=True)
+    assert len(list(wb["Rupture sequences"].iter_rows())) == 6
