@@ -431,6 +431,45 @@ def apply_codebook(codebook: Codebook, turns: pd.DataFrame, segments: pd.DataFra
         if allowed:
             _annotations_of(unit)
             todo.append((unit, allowed))
+    table = pd.DataFrame(_code_all(comp, todo), columns=CODE_COLUMNS)
+    table["start_char"] = table["start_char"].astype("int64")
+    table["end_char"] = table["end_char"].astype("int64")
+    return table
+
+
+# With many units both cores pay: each forked worker inherits the loaded pipeline and the compiled codebook,
+# and returns plain tuples (spaCy's own n_process serialises every Doc, which costs more than it saves here).
+PARALLEL_FROM = 4000
+_WORK: tuple = ()
+
+
+def _code_all(comp: Compiled, todo: list[tuple[Unit, set[int]]]) -> list[tuple]:
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _WORK
+    shared_nlp()  # loaded before the fork, so the workers have it
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if len(todo) < PARALLEL_FROM or cores < 2 or "fork" not in mp.get_all_start_methods():
+        return _code_units(comp, todo)
+    n = min(cores, 4)
+    bounds = [(len(todo) * i // n, len(todo) * (i + 1) // n) for i in range(n)]
+    _WORK = (comp, todo)
+    try:
+        with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("fork")) as pool:
+            return [row for part in pool.map(_code_slice, bounds) for row in part]
+    finally:
+        _WORK = ()
+
+
+def _code_slice(bounds: tuple[int, int]) -> list[tuple]:
+    comp, todo = _WORK
+    return _code_units(comp, todo[bounds[0]:bounds[1]])
+
+
+def _code_units(comp: Compiled, todo: list[tuple[Unit, set[int]]]) -> list[tuple]:
+    """The code rows of these units, as tuples in the order of CODE_COLUMNS."""
     rows: list[tuple] = []
     nlp = shared_nlp()
     docs = nlp.pipe((u.prepared.text for u, _ in todo), batch_size=1000)
@@ -444,10 +483,7 @@ def apply_codebook(codebook: Codebook, turns: pd.DataFrame, segments: pd.DataFra
             rule = comp.rules[i]
             a, b = unit.prepared.span(start, end)
             rows.append((unit.unit_type, unit.unit_id, rule.code_id, "auto", rule.id, unit.text[a:b], a, b))
-    table = pd.DataFrame(rows, columns=CODE_COLUMNS)
-    table["start_char"] = table["start_char"].astype("int64")
-    table["end_char"] = table["end_char"].astype("int64")
-    return table
+    return rows
 
 
 # --- evaluation -------------------------------------------------------------------------------------------------
