@@ -1,4 +1,4 @@
-"""Both cores give exactly what one gives: the forked coding and workbook writing."""
+"""Both cores: forked coding gives what one process gives; forked workers write whole workbooks."""
 
 import pandas as pd
 from click.testing import CliRunner
@@ -23,7 +23,7 @@ def test_forked_coding_equals_one_process(demo_study, monkeypatch):
     pd.testing.assert_frame_equal(one, two)
 
 
-def test_forked_workbooks_equal_one_process(demo_study, tmp_path, monkeypatch):
+def test_workbooks_written_by_forked_workers_hold_every_unit(demo_study, tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline.export, "PARALLEL_FROM", 1)
     assert CliRunner().invoke(main, ["analyze", "--study", str(demo_study)]).exit_code == 0
     wb = load_workbook(demo_study / "data" / "coded" / "coder_b" / "D02_S5_session.xlsx")
