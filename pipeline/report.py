@@ -57,7 +57,7 @@ DOCX_CELL_LIMIT = 600
 DOCX_MAX_ROWS = 250
 DOCX_MAX_MOMENTS = 40  # a longer table shows its first rows, and says where the rest is
 # Tables whose docx shows the code's name and ID in one column ``code`` (name above ID), to save width.
-DOCX_COMBINED = {"Codes by code", "Agreement", "Suggestions vs coders"}
+DOCX_COMBINED = {"Agreement", "Suggestions vs coders"}
 NUMERIC_TEXT = re.compile(r"^-?(\d+(\.\d+)?%?|\d+:\d\d:\d\d)$")
 FAMILY_NAMES = {"rupture.withdrawal": "Withdrawal ruptures", "rupture.confrontation": "Confrontation ruptures",
                 "resolution": "Resolution strategies", "recall.rupture": "Recalled strain",
