@@ -18,8 +18,10 @@ help:  ## Show the commands
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@echo "setting up $(VENV)/ (first time, or pyproject.toml changed): installing the pipeline and its libraries"
+	@$(BIN)/python -m pip install --quiet --upgrade pip > $(VENV)/install.log 2>&1 \
+	  && $(BIN)/python -m pip install --quiet -e '.[test]' >> $(VENV)/install.log 2>&1 \
+	  || { cat $(VENV)/install.log; echo "set-up failed: see the messages above ($(VENV)/install.log)"; exit 1; }
 	@touch $(STAMP)
 
 analyze: $(STAMP)  ## Run the pipeline on this study
