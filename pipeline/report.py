@@ -10,6 +10,7 @@ cuts (:func:`cell_text`).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -701,6 +702,25 @@ def _no_split(row) -> None:
     tr_pr.append(el)
 
 
+@functools.cache
+def _font(face: str):
+    """DejaVu Sans (matplotlib's own font, always there): as wide as any sans font Word or LibreOffice will use
+    for Calibri, so a column measured with it is wide enough everywhere."""
+    import os
+
+    import matplotlib
+    from PIL import ImageFont
+
+    file = {"regular": "DejaVuSans.ttf", "bold": "DejaVuSans-Bold.ttf", "mono": "DejaVuSansMono.ttf"}[face]
+    return ImageFont.truetype(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", file), 100)
+
+
+@functools.lru_cache(maxsize=200_000)
+def text_cm(text: str, font_pt: float, face: str = "regular") -> float:
+    """The width of ``text`` on the page, in cm."""
+    return _font(face).getlength(text) * font_pt / 100 * 2.54 / 72
+
+
 def _set_widths(table, widths_cm: list[float]) -> None:
     """Widths that both Word (cell widths) and LibreOffice (the table grid) follow."""
     grid = table._tbl.tblGrid
@@ -917,18 +937,20 @@ class _Doc:
         """Column widths in cm, and whether every column gets its longest word: no column narrower than its
         longest word where that fits (so IDs, times and headers do not break mid-word), the rest shared by how much
         text each column holds."""
-        pad = 0.4  # the cell's margins
+        pad = 0.45  # the cell's margins, and a little air
         least, want = [], []
         numeric = numeric or [False] * len(df.columns)
         for c, is_number in zip(df.columns, numeric, strict=True):
-            per_char = (0.0215 if c in mono else 0.021) * font_pt  # cm: enough for Calibri, Carlito, DejaVu
+            face = "mono" if c in mono else "regular"
             texts = [cell_text(v, cut) for v in df[c]]
-            longest_word = max([len(w) * 1.25 for w in str(c).split()]  # bold
-                               + [len(w) for t in texts for w in t.split()] + [1])
-            longest = max([len(str(c)) * 1.25] + [len(line) for t in texts for line in (t.splitlines() or [""])])
-            least.append(fixed.get(c, max(1.2, min(longest_word, 45) * per_char + pad)))
+            words = {w for t in texts for w in t.split()}
+            longest_word = max([text_cm(w, font_pt, "bold") for w in str(c).split()]
+                               + [text_cm(w[:45], font_pt, face) for w in words] + [0.0])
+            lines = {line[:70] for t in texts for line in t.splitlines()}
+            longest = max([text_cm(str(c), font_pt, "bold")] + [text_cm(x, font_pt, face) for x in lines])
+            least.append(fixed.get(c, max(1.0, longest_word + pad)))
             # numbers need no more than their longest word: their headers may wrap
-            want.append(least[-1] if is_number else fixed.get(c, max(least[-1], min(longest, 70) * per_char + pad)))
+            want.append(least[-1] if is_number else fixed.get(c, max(least[-1], longest + pad)))
         room = self.width_cm
         if sum(want) <= room:
             return want, True
