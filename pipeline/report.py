@@ -336,7 +336,7 @@ def compute_sequences(codes: pd.DataFrame, turns: pd.DataFrame, source: str, win
     rup = seq.rupture_markers(mine, turns)
     res = seq.resolution_markers(mine, turns)
     s = seq.repair_sequences(rup, res, window_s)
-    return Sequences(source, rup, res, s, seq.resolution_summary(s, res),
+    return Sequences(source, rup, res, s, seq.resolution_summary(s, res, seq.session_durations(turns)),
                      seq.ruptures_per_segment(rup, res, s, turns))
 
 
@@ -864,6 +864,8 @@ class _Doc:
               widths: dict[str, float] | None = None, cut: int | None = None, mono: tuple[str, ...] = ()):
         """A captioned table: ``Table N. caption``; the table's own name is kept in the caption for tests and
         for finding its sheet in tables.xlsx."""
+        if df.empty:  # the text around it says why there is nothing
+            return None
         cells = docx_cells(df, name)
         total = len(df)
         if total > DOCX_MAX_ROWS:
@@ -1171,7 +1173,7 @@ def _section_codes(d: _Doc, data: ReportData, codebook, coders, figures_dir: Pat
 def _section_sequences(d: _Doc, data: ReportData, study, turns, segments, figures_dir, written) -> None:
     out = data.tables
     window = float(getattr(study.settings, "repair_window_s", 300.0) or 300.0)
-    wide = len(out["Rupture sequences"]) > 0
+    wide = len(out["Rupture sequences"]) > 0 or not d.fits_portrait(out["Repair summary"], "Repair summary")
     d.orientation(wide)  # the sequences need the width of a landscape page
     d.heading("Rupture → repair sequences", 1)
     d.para(f"A rupture marker is a client turn with a rupture code (rupture.withdrawal.* or "
@@ -1189,7 +1191,7 @@ def _section_sequences(d: _Doc, data: ReportData, study, turns, segments, figure
         d.para("No rupture marker was found in any session, so there are no sequences.")
     d.table("Repair summary", out["Repair summary"],
             "Ruptures, repairs and the resolution rate per session (rate: repaired of the ruptures with a time)")
-    if wide:
+    if len(out["Rupture sequences"]):
         d.table("Rupture sequences", out["Rupture sequences"],
                 "Each rupture marker and the first resolution strategy that follows it within the window (code "
                 "IDs in tables.xlsx)", font_pt=7.5,
@@ -1356,7 +1358,7 @@ def _section_methods(d: _Doc, out, study, audit, coders, now) -> None:
     s = audit["settings"]
     d.para("Transcripts in data/raw/ were read into turns (speaker, role, times, text). Every stop of an IPR "
            "interview was linked to the session turns on screen before it, through the video time plus the "
-           f"manifest's offset, looking back to the previous stop and at most {s.get('window_s', 60)} s. The "
+           f"manifest's offset, looking back to the previous stop and at most {float(s.get('window_s', 60)):g} s. The "
            "codebook's rules (phrases on lemmas, token patterns, regular expressions and structural rules, with "
            "negation and speaker-role scope) suggested codes for session turns and IPR recalls; these automatic "
            "suggestions are for coders to review, not ratings. Coders' codes are read from their workbooks in "

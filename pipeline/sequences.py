@@ -118,12 +118,16 @@ def _missing(x) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def resolution_summary(sequences: pd.DataFrame, resolutions: pd.DataFrame | None = None) -> pd.DataFrame:
+def resolution_summary(sequences: pd.DataFrame, resolutions: pd.DataFrame | None = None,
+                       sessions: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per session and over all sessions: ruptures by type, resolutions, repaired, the resolution rate (repaired
-    of the ruptures whose time is known) and the median and mean time to repair."""
+    of the ruptures whose time is known) and the median and mean time to repair.  ``sessions`` (columns ``case,
+    session``) adds the sessions without any rupture or resolution, with zeros."""
     resolutions = resolutions if resolutions is not None else pd.DataFrame(columns=MARKER_COLUMNS)
     keys = sorted(set(zip(sequences["case"], sequences["session"], strict=True))
-                  | set(zip(resolutions["case"], resolutions["session"], strict=True)))
+                  | set(zip(resolutions["case"], resolutions["session"], strict=True))
+                  | (set(zip(sessions["case"], sessions["session"], strict=True)) if sessions is not None
+                     else set()))
     rows = []
     for case, session in keys + [(ALL, "")]:
         if case == ALL:

@@ -398,6 +398,8 @@ def test_a_study_with_nothing_coded_or_aligned_still_reads(study):
     assert "no exemplars yet" in texts
     assert "None." in texts
     assert len(doc.inline_shapes) == 1  # the timeline of the session, empty but with its clock
+    assert captioned_tables(doc)["Repair summary"][1][:5] == ["auto", "D01", "S3", "0", "0"]
+    assert "Codes by code" not in captioned_tables(doc)  # an empty table is left out; the text says why
     data = report_tables(study, make_codebook(), tables, make_audit(inputs=False, warnings=()), now=NOW)
     for name, df in captioned_tables(doc).items():
         assert df == shown(data.tables[name], name), name

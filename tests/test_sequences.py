@@ -140,6 +140,9 @@ def test_empty_inputs_give_empty_tables_with_their_columns():
     s = sq.repair_sequences(r, res)
     assert s.empty and list(s.columns) == sq.SEQUENCE_COLUMNS
     assert sq.resolution_summary(s, res).empty
+    summary = sq.resolution_summary(s, res, sq.session_durations(TURNS))
+    assert summary[["case", "session", "ruptures", "repaired"]].values.tolist() == [["D01", "S1", 0, 0]]
+    assert math.isnan(summary.iloc[0]["resolution_rate"])
     per = sq.ruptures_per_segment(r, res, s, TURNS)
     assert per["ruptures"].sum() == 0 and len(per) == 3
     no_turns = TURNS.iloc[0:0]
