@@ -180,8 +180,12 @@ def study(tmp_path):
     return Study(root, Settings(coders=["coder_a", "coder_b"]))
 
 
-@pytest.fixture
-def report(study):
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """One report for every test that only reads it."""
+    root = tmp_path_factory.mktemp("report") / "study"
+    (root / "data" / "interim").mkdir(parents=True)
+    study = Study(root, Settings(coders=["coder_a", "coder_b"]))
     tables = make_tables()
     path = build_report(study, make_codebook(), tables, make_audit(), now=NOW)
     data = report_tables(study, make_codebook(), tables, make_audit(), now=NOW)
