@@ -6,11 +6,14 @@ PNG files and they stay in ``reports/figures/`` for slides and papers.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
 
 import pandas as pd
 
-from .files import atomic_path
+from . import __version__
+from .files import atomic_path, sha256_text
 from .timecode import format_time
 
 DPI = 160
@@ -29,12 +32,61 @@ def _pyplot():
     return plt
 
 
+_KEY_FIELD = "ipr-figure-key"
+_drawing_key = ""  # the key of the figure being drawn, stored in its PNG by _save
+
+
+def _key(args: tuple, kwargs: dict) -> str:
+    parts = []
+    for value in (*args, *sorted(kwargs.items())):
+        if isinstance(value, pd.DataFrame | pd.Series):
+            parts.append(value.to_json(orient="split", date_format="iso"))
+        elif not isinstance(value, Path):
+            parts.append(repr(value))
+    return sha256_text(__version__, *parts)
+
+
+def _stored_key(path: Path) -> str:
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.text.get(_KEY_FIELD, "")
+    except (OSError, ValueError, ImportError):
+        return ""
+
+
+def drawn_once(draw):
+    """Draw a figure only when what it shows changed: the PNG carries a key of its data, and a figure whose key
+    matches is kept.  Drawing the timelines of a large study costs seconds; a re-run should not pay them again."""
+
+    signature = inspect.signature(draw)
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs) -> Path:
+        global _drawing_key
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        path = Path(bound.arguments["path"])
+        key = _key((), dict(bound.arguments))
+        if path.exists() and _stored_key(path) == key:
+            return path
+        _drawing_key = key
+        try:
+            return draw(*args, **kwargs)
+        finally:
+            _drawing_key = ""
+
+    return wrapper
+
+
 def _save(fig, path: Path, tight: bool = True) -> Path:
     """Save as PNG; ``tight`` fits the margins to the labels (a second drawing pass, so figures with fixed
     margins skip it)."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight" if tight else None)
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight" if tight else None,
+                    metadata={_KEY_FIELD: _drawing_key} if _drawing_key else None)
     _pyplot().close(fig)
     return path
 
@@ -44,6 +96,7 @@ def time_label(seconds: float, _pos=None) -> str:
     return format_time(max(0.0, seconds))
 
 
+@drawn_once
 def code_frequency_figure(freq: pd.DataFrame, sources: list[str], path: Path, title: str = "",
                           families: list[str] | None = None) -> Path:
     """Horizontal bars: units per code (rows ``label``), one bar per source (columns named as in ``sources``);
@@ -83,6 +136,7 @@ def code_frequency_figure(freq: pd.DataFrame, sources: list[str], path: Path, ti
     return _save(fig, path)
 
 
+@drawn_once
 def timeline_figure(title: str, duration_s: float, ruptures: pd.DataFrame, resolutions: pd.DataFrame,
                     sequences: pd.DataFrame, stops: pd.DataFrame, path: Path, segment_s: float = 300.0) -> Path:
     """One session on its clock: rupture markers by type, resolution strategies, a line from each repaired
