@@ -170,7 +170,25 @@ def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=
     segments = _table(study, "segments", "align")
     codes = _table(study, "codes", "code")
     kinds = dict(zip(turns["transcript_id"], turns["kind"], strict=True))
-    return export(study, kinds, turns, segments, codes, codebook, entries, progress=progress)
+    written = export(study, kinds, turns, segments, codes, codebook, entries, progress=progress)
+    _remember_uncoded(study, written)
+    return written
+
+
+def _remember_uncoded(study: Study, written: list[Path]) -> None:
+    """A workbook just written for a coder who has no entries in it reads back as nothing: remember its file
+    signature, so the next run need not open it (opening a few hundred fresh workbooks costs seconds)."""
+    state_path, table = study.interim / "workbook_state.json", study.interim / "coder_entries.parquet"
+    if not written or not state_path.exists() or not table.exists():
+        return
+    state = json.loads(state_path.read_text())
+    coded = set(pd.read_parquet(table, columns=["workbook"])["workbook"])
+    for path in written:
+        rel = relative(path, study)
+        if rel not in coded:
+            st = path.stat()
+            state[rel] = [st.st_mtime_ns, st.st_size]
+    write_text(state_path, json.dumps(state))
 
 
 def run_report(study: Study, log: RunLog, codebook=None):

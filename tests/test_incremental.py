@@ -59,18 +59,21 @@ def test_unchanged_workbooks_are_not_opened_again_but_edited_ones_are(demo_study
 
     import pipeline.export
 
+    opened = []
+    real = pipeline.export.read_workbook
+    monkeypatch.setattr(pipeline.export, "read_workbook", lambda p, *a: opened.append(p.name) or real(p, *a))
     analyze(demo_study)
-    analyze(demo_study)  # the workbooks written by the first run are read once
+    analyze(demo_study)
+    assert opened == []  # fresh workbooks with nothing coded are known to read back as nothing
     path = demo_study / "data" / "coded" / "coder_b" / "D01_S3_ipr-client.xlsx"
     wb = load_workbook(path)
     ws = wb["Segments"]
     header = [c.value for c in ws[1]]
     ws.cell(row=2, column=header.index("code 1") + 1, value="recall.rupture.judged")
     wb.save(path)
-    opened = []
-    real = pipeline.export.read_workbook
-    monkeypatch.setattr(pipeline.export, "read_workbook", lambda p, *a: opened.append(p.name) or real(p, *a))
     codes = analyze(demo_study)["codes"]
     assert opened == ["D01_S3_ipr-client.xlsx"]
     mine = codes[codes["coder"] == "coder_b"]
     assert list(mine["code_id"]) == ["recall.rupture.judged"]
+    analyze(demo_study)
+    assert opened == ["D01_S3_ipr-client.xlsx"]  # read once; its entries are kept for the runs after
