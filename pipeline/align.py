@@ -48,7 +48,8 @@ class _Columns:
 
     @classmethod
     def of(cls, turns: pd.DataFrame) -> _Columns:
-        return cls(turns["transcript_id"].iat[0], turns["seq"].to_numpy(), turns["turn_id"].tolist(), turns["speaker"].tolist(),
+        return cls(turns["transcript_id"].iat[0], turns["seq"].to_numpy(), turns["turn_id"].tolist(),
+                   turns["speaker"].tolist(),
                    turns["role"].tolist(), turns["text"].tolist(), turns["end_s"].to_numpy(dtype=float))
 
     def lines(self, idx, times=None) -> str:
@@ -102,7 +103,8 @@ def align(turns: pd.DataFrame, stops: pd.DataFrame, window_s: float = 60.0) -> A
         session_turns = sessions.get((case, session))
         notes: list[str] = []
         if its_stops.empty:
-            w = f"{file}: no stop markers found, so no recall can be aligned (mark stops like [Video paused at 00:04:12])"
+            w = (f"{file}: no stop markers found, so no recall can be aligned "
+                 "(mark stops like [Video paused at 00:04:12])")
             warnings.append(w)
             notes.append("no stop markers")
         times = session_times(session_turns) if session_turns is not None else None

@@ -7,6 +7,7 @@ PNG files and they stay in ``reports/figures/`` for slides and papers.
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 from pathlib import Path
 
@@ -40,7 +41,9 @@ def _key(args: tuple, kwargs: dict) -> str:
     parts = []
     for value in (*args, *sorted(kwargs.items())):
         if isinstance(value, pd.DataFrame | pd.Series):
-            parts.append(value.to_json(orient="split", date_format="iso"))
+            columns = list(value.columns) if isinstance(value, pd.DataFrame) else [value.name]
+            hashed = pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes() if len(value) else b""
+            parts.append(f"{columns!r}:{hashlib.sha256(hashed).hexdigest()}")
         elif not isinstance(value, Path):
             parts.append(repr(value))
     return sha256_text(__version__, *parts)

@@ -10,7 +10,7 @@ import json
 import platform
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +25,7 @@ from .study import Study
 class RunLog:
     """What the audit trail needs: when, with what, from which inputs, and what was said along the way."""
 
-    started: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    started: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     warnings: list[str] = field(default_factory=list)
     inputs: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for `make bench`
@@ -61,9 +61,8 @@ def load_codebook(study: Study):
 # --- the stages ---------------------------------------------------------------------------------------------
 
 def run_ingest(study: Study, log: RunLog, keep_going: bool = False, progress=None):
-    from .ingest import ingest
-
     from .deidentify import load_key
+    from .ingest import ingest
 
     result = ingest(study, keep_going=keep_going, progress=progress)
     log.warn(result.warnings)
@@ -79,15 +78,32 @@ def run_ingest(study: Study, log: RunLog, keep_going: bool = False, progress=Non
 
 
 def run_align(study: Study, log: RunLog):
-    from .align import align
+    from .align import Aligned, align
 
-    turns = _table(study, "turns", "ingest")
-    stops = _table(study, "stops", "ingest")
-    result = align(turns, stops, study.settings.window_s)
+    inputs = [study.interim / "turns.parquet", study.interim / "stops.parquet"]
+    outputs = [study.interim / "segments.parquet", study.interim / "alignment.parquet"]
+    if not all(p.exists() for p in inputs):
+        _table(study, "turns", "ingest")  # says what to run first
+    key = sha256_text(__version__, repr(study.settings.window_s), *(sha256_file(p) for p in inputs))
+    state_path = study.interim / "align_state.json"
+    state = _json(state_path)
+    if state.get("key") == key and all(p.exists() for p in outputs):  # the same turns and stops: the same segments
+        result = Aligned(pd.read_parquet(outputs[0]), pd.read_parquet(outputs[1]), state.get("warnings", []))
+    else:
+        result = align(pd.read_parquet(inputs[0]), pd.read_parquet(inputs[1]), study.settings.window_s)
+        write_parquet(result.segments, outputs[0])
+        write_parquet(result.summary, outputs[1])
+        write_text(state_path, json.dumps({"key": key, "warnings": result.warnings}))
     log.warn(result.warnings)
-    write_parquet(result.segments, study.interim / "segments.parquet")
-    write_parquet(result.summary, study.interim / "alignment.parquet")
     return result
+
+
+def _json(path: Path) -> dict:
+    """A state file of an earlier run; {} when there is none or a killed run left it unreadable."""
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        return {}
 
 
 def read_coders(study: Study, codebook):
@@ -124,11 +140,7 @@ CODEBOOK_KEY = "(codebook)"  # in code_state.json: the digest of the codebook th
 
 def _codes_state(study: Study) -> dict:
     """The last code stage's keys (transcript -> key of what was coded); {} when its codes are not there."""
-    state_path, codes_path = study.interim / "code_state.json", study.interim / "codes.parquet"
-    try:
-        return json.loads(state_path.read_text()) if state_path.exists() and codes_path.exists() else {}
-    except ValueError:
-        return {}
+    return _json(study.interim / "code_state.json") if (study.interim / "codes.parquet").exists() else {}
 
 
 def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFrame):
@@ -222,7 +234,7 @@ def audit(study: Study, codebook, log: RunLog) -> dict:
     }
 
 
-def run_agreement(study: Study, log: RunLog, codebook=None, entries=None):
+def run_agreement(study: Study, log: RunLog, codebook=None, entries=None, tables: bool = True):
     """Intercoder agreement and the suggestions against each coder, from the coders' workbooks:
     reports/agreement.csv, reports/suggestions_vs_coders.csv, the same in data/interim/ and in tables.xlsx."""
     from .agreement import agreement, suggestions_vs_coders, unit_scope, update_tables_xlsx
@@ -240,7 +252,8 @@ def run_agreement(study: Study, log: RunLog, codebook=None, entries=None):
     for name, df in (("agreement", table), ("suggestions_vs_coders", versus)):
         write_parquet(df, study.interim / f"{name}.parquet")
         write_text(study.reports / f"{name}.csv", df.to_csv(index=False, float_format="%.4f"))
-    update_tables_xlsx(study)
+    if tables:  # `analyze` leaves this to the report, which is remade whenever these tables change
+        update_tables_xlsx(study)
     return table, versus
 
 
@@ -267,7 +280,7 @@ def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
     timed("code")
     run_export(study, log, codebook, entries, progress=progress)
     timed("export")
-    run_agreement(study, log, codebook, entries)
+    run_agreement(study, log, codebook, entries, tables=False)
     timed("agreement")
     write_text(study.interim / "run.json", json.dumps(
         {"started": log.started, "inputs": log.inputs, "warnings": log.warnings}, indent=1))

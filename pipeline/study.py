@@ -107,7 +107,7 @@ def parse_settings(text: str, file: str = "study.toml") -> Settings:
                                             f"known keys: {', '.join(schema) or 'none'}"))
                     continue
                 typ, desc = schema[sub]
-                if not isinstance(subval, typ) or isinstance(subval, bool) and typ != bool:
+                if not isinstance(subval, typ) or isinstance(subval, bool) and typ is not bool:
                     problems.append(Problem(file, f"{key}.{sub} must be {desc}, not {subval!r}", where(sub, key)))
                     continue
                 _set(s, key, sub, subval, problems, file, where(sub, key))

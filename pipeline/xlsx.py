@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import re
-from copy import copy
 from collections.abc import Iterable, Sequence
+from copy import copy
 
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter

@@ -207,15 +207,18 @@ def main() -> None:
     rows = workbook_rows(root)
     base = floor(texts, rows, args.dir)
     naive = naive_coder(texts)
-    again, _, _ = analyze(root)
+    again, _, again_stages = analyze(root)
     # one transcript changed: a turn added at the end of one session
     changed = sorted((root / "data" / "raw").glob("*_session.txt"))[0]
     changed.write_text(changed.read_text() + "[05:00:00] T: One more thing before we stop today.\n")
-    one, _, _ = analyze(root)
+    one, _, one_stages = analyze(root)
 
     print(f"\ncold `ipr analyze`: {cold:.2f} s, {words / cold:,.0f} words/s, peak memory {peak:.0f} MB")
+    print(f"  {'stage':<10} {'cold':>7} {'re-run':>7} {'1 changed':>10}")
     for stage, secs in stages.items():
-        print(f"  {stage:<8} {secs:6.2f} s")
+        print(f"  {stage:<10} {secs:7.2f} {again_stages.get(stage, 0):7.2f} {one_stages.get(stage, 0):10.2f}")
+    print(f"  {'(start-up)':<10} {cold - sum(stages.values()):7.2f} {again - sum(again_stages.values()):7.2f} "
+          f"{one - sum(one_stages.values()):10.2f}")
     print(f"floor (spaCy tokenizer + {rows:,} rows write-only): {base:.2f} s  -> ratio {cold / base:.2f}x "
           "(target <= 2x)")
     code_s = stages.get("code", float("nan"))

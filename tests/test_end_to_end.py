@@ -5,13 +5,12 @@ import csv
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import REPO
 from docx import Document
 from openpyxl import load_workbook
 
 from pipeline.cli import main
 from pipeline.timecode import parse_time
-
-from conftest import REPO
 
 DESIGN_COLUMNS = {
     "turns": ["transcript_id", "case", "session", "kind", "participant", "turn_id", "seq", "speaker", "role",

@@ -5,6 +5,7 @@ import shutil
 import pandas as pd
 from click.testing import CliRunner
 
+import pipeline.align
 import pipeline.coding
 import pipeline.ingest
 from pipeline.cli import main
@@ -27,6 +28,7 @@ def test_rerun_without_changes_reads_and_codes_nothing(demo_study, monkeypatch):
     real = pipeline.coding.apply_codebook
     monkeypatch.setattr(pipeline.coding, "apply_codebook", lambda *a, **k: calls.append(1) or real(*a, **k))
     monkeypatch.setattr(pipeline.ingest, "read_transcript", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(pipeline.align, "align", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     report = demo_study / "reports" / "summary.docx"
     made = report.stat().st_mtime_ns
     second = analyze(demo_study)
