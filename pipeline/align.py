@@ -209,7 +209,7 @@ def summary_lines(summary: pd.DataFrame) -> list[str]:
     """What `ipr align` prints: one line per interview."""
     out = []
     for r in summary.itertuples(index=False):
-        line = f"{r.transcript_id}: {r.stops} stops, {r.aligned} aligned"
+        line = f"{r.transcript_id}: {r.stops} stop{'' if r.stops == 1 else 's'}, {r.aligned} aligned"
         if r.not_aligned:
             line += f"; not aligned: {r.not_aligned}"
         if r.notes:
