@@ -16,8 +16,10 @@ from docx import Document
 from openpyxl import load_workbook
 
 from pipeline.codebook import Code, Codebook
-from pipeline.report import DOCX_HIDDEN, build_report, cell_text, docx_cells, pair_rows, report_tables
+from pipeline.report import build_report, pair_rows
 from pipeline.study import Settings, Study
+from pipeline.summaries import report_tables
+from pipeline.word import DOCX_HIDDEN, cell_text, docx_cells
 
 CODES = [
     ("rupture", "Rupture markers"), ("rupture.withdrawal", "Withdrawal"),
@@ -462,7 +464,7 @@ def test_docx_shows_group_labels_once_and_hides_spreadsheet_columns(report):
 
 
 def test_merged_excerpts_keep_session_order_and_each_line_once():
-    from pipeline.report import merge_excerpts, noticed
+    from pipeline.summaries import merge_excerpts, noticed
 
     a = "[0:00:10] T: one\n[0:00:20] C: two"
     b = "[0:00:20] C: two\n[0:00:30] T: three\n[1:00:05] C: late"
@@ -475,9 +477,9 @@ def test_merged_excerpts_keep_session_order_and_each_line_once():
 
 
 def test_a_long_table_shows_its_first_rows_and_says_where_the_rest_is(study, monkeypatch):
-    import pipeline.report as report_module
+    import pipeline.word
 
-    monkeypatch.setattr(report_module, "DOCX_MAX_ROWS", 2)
+    monkeypatch.setattr(pipeline.word, "DOCX_MAX_ROWS", 2)
     doc = Document(build_report(study, make_codebook(), make_tables(), make_audit(), now=NOW))
     data = report_tables(study, make_codebook(), make_tables(), make_audit(), now=NOW)
     seq = captioned_tables(doc)["Rupture sequences"]

@@ -1,0 +1,556 @@
+"""The tables of the report: every number the PI reads, computed from the stage tables.
+
+Each function takes tables and returns a table; :func:`report_tables` computes them all, by the caption they
+have in the document (also their sheet in ``tables.xlsx``).  Nothing here knows about Word.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from . import sequences as seq
+from .timecode import format_time
+
+WORDS_PER_PAGE = 350
+AUTO = "auto"
+CONSENSUS = "consensus"
+EXEMPLARS_PER_CODE = 2
+ROLE_ORDER = ["client turn", "therapist turn", "client recall", "therapist recall"]
+
+FAMILY_NAMES = {"rupture.withdrawal": "Withdrawal ruptures", "rupture.confrontation": "Confrontation ruptures",
+                "resolution": "Resolution strategies", "recall.rupture": "Recalled strain",
+                "recall.repair": "Recalled repair", "recall.awareness": "Therapist awareness"}
+FAMILY_SHORT = {"rupture.withdrawal": "withdrawal", "rupture.confrontation": "confrontation",
+                "resolution": "resolution", "recall.rupture": "recalled strain", "recall.repair": "recalled repair",
+                "recall.awareness": "awareness"}
+NOT_NOTICED = re.compile(r"(^|[._-])(not|none|never|no|unaware|unnoticed|missed|absent)([._-]|$)", re.I)
+
+
+
+# --- small helpers ------------------------------------------------------------------------------------------
+
+def family(code_id: str) -> str:
+    parts = code_id.split(".")
+    return ".".join(parts[:2]) if parts[0] in ("rupture", "recall") and len(parts) > 1 else parts[0]
+
+
+def code_names(codebook) -> dict[str, str]:
+    return {c.id: c.name for c in codebook.codes}
+
+
+def family_name(fam: str, codebook) -> str:
+    code = codebook.get(fam) if hasattr(codebook, "get") else None
+    return (code.name if code is not None and code.name else FAMILY_NAMES.get(fam, fam))
+
+
+def named(ids: str | None, names: dict[str, str]) -> str:
+    """``a;b`` as ``Name of a (a); Name of b (b)``: the code names beside their IDs."""
+    if not isinstance(ids, str) or not ids:
+        return ""
+    return "; ".join(f"{names[c]} ({c})" if names.get(c) else c for c in ids.split(";") if c)
+
+
+def names_only(ids: str | None, names: dict[str, str]) -> str:
+    """``a;b`` as ``Name of a; Name of b`` (the ID where a code has no name)."""
+    if not isinstance(ids, str) or not ids:
+        return ""
+    return "; ".join(names.get(c) or c for c in ids.split(";") if c)
+
+
+def percent(x: float) -> str:
+    return "" if x is None or x != x else f"{100 * x:.0f}%"
+
+
+def _num(x, digits: int = 2) -> str:
+    return "" if x is None or x != x else f"{x:.{digits}f}"
+
+
+def word_count(text: pd.Series) -> pd.Series:
+    return text.fillna("").astype(str).str.split().str.len().fillna(0).astype(int)
+
+
+# --- the tables ---------------------------------------------------------------------------------------------
+
+def overview(turns: pd.DataFrame) -> pd.DataFrame:
+    words = int(word_count(turns["text"]).sum()) if len(turns) else 0
+    return pd.DataFrame([
+        ("cases", turns["case"].nunique()),
+        ("sessions", turns.loc[turns["kind"] == "session", "transcript_id"].nunique()),
+        ("IPR interviews", turns.loc[turns["kind"] == "ipr", "transcript_id"].nunique()),
+        ("turns", len(turns)),
+        ("words", words),
+        (f"pages ({WORDS_PER_PAGE} words a page)", round(words / WORDS_PER_PAGE, 1)),
+    ], columns=["what", "count"])
+
+
+def transcripts_table(turns: pd.DataFrame) -> pd.DataFrame:
+    """One row per transcript: what it is, how long, how much text."""
+    cols = ["transcript_id", "case", "session", "kind", "participant", "turns", "words", "pages", "duration"]
+    rows = []
+    for tid, g in turns.groupby("transcript_id", sort=True):
+        words = int(word_count(g["text"]).sum())
+        times = pd.concat([g["start_s"], g["end_s"]]).astype("float64")
+        first = g.iloc[0]
+        rows.append({"transcript_id": tid, "case": first["case"], "session": first["session"],
+                     "kind": "session" if first["kind"] == "session" else "IPR interview",
+                     "participant": first["participant"] if first["kind"] == "ipr" else "",
+                     "turns": len(g), "words": words, "pages": round(words / WORDS_PER_PAGE, 1),
+                     "duration": format_time(times.max()) if times.notna().any() else ""})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def alignment_table(alignment: pd.DataFrame) -> pd.DataFrame:
+    cols = ["case", "session", "participant", "stops", "aligned", "aligned %", "not aligned (why)", "notes"]
+    rows = [{"case": r.case, "session": r.session, "participant": r.participant, "stops": int(r.stops),
+             "aligned": int(r.aligned), "aligned %": percent(r.aligned / r.stops) if r.stops else "",
+             "not aligned (why)": (r.not_aligned or "").replace("_", " "), "notes": r.notes or ""}
+            for r in alignment.sort_values(["case", "session", "participant"]).itertuples(index=False)]
+    if len(rows) > 1:
+        stops, aligned = sum(r["stops"] for r in rows), sum(r["aligned"] for r in rows)
+        rows.append({"case": "(all)", "session": "", "participant": "", "stops": stops, "aligned": aligned,
+                     "aligned %": percent(aligned / stops) if stops else "", "not aligned (why)": "", "notes": ""})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def human_coders(codes: pd.DataFrame) -> list[str]:
+    return sorted(set(codes["coder"]) - {AUTO, CONSENSUS})
+
+
+def consensus(codes: pd.DataFrame, min_coders: int = 2) -> pd.DataFrame:
+    """The codes that two or more coders gave the same unit (coder ``consensus``)."""
+    human = codes[~codes["coder"].isin([AUTO, CONSENSUS])]
+    per = human.drop_duplicates(["unit_type", "unit_id", "code_id", "coder"])
+    n = per.groupby(["unit_type", "unit_id", "code_id"], sort=False)["coder"].nunique()
+    agreed = n[n >= min_coders].reset_index()[["unit_type", "unit_id", "code_id"]]
+    return agreed.assign(coder=CONSENSUS, rule_id="", evidence="", start_char=-1, end_char=-1)
+
+
+def sources(codes: pd.DataFrame) -> list[str]:
+    """Whose codes the report counts: the automatic suggestions always, each coder, and the consensus where
+    two or more coders coded."""
+    coders = human_coders(codes)
+    return [AUTO] + coders + ([CONSENSUS] if len(coders) >= 2 else [])
+
+
+def with_consensus(codes: pd.DataFrame) -> pd.DataFrame:
+    coders = human_coders(codes)
+    if len(coders) < 2:
+        return codes
+    return pd.concat([codes, consensus(codes)], ignore_index=True)
+
+
+def coded_units(codes: pd.DataFrame, turns: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
+    """One row per (source, unit, code), with the unit's case, session and role (``client turn``,
+    ``therapist recall`` ...)."""
+    per = codes.drop_duplicates(["coder", "unit_type", "unit_id", "code_id"])
+    t = turns.set_index("turn_id")[["case", "session", "role"]]
+    s = segments.set_index("segment_id")[["case", "session", "participant"]]
+    s = s.rename(columns={"participant": "role"})
+    rows = []
+    for unit_type, info, suffix in (("turn", t, "turn"), ("segment", s, "recall")):
+        part = per[per["unit_type"] == unit_type].join(info, on="unit_id")
+        part["role"] = part["role"].fillna("unknown").astype(str) + f" {suffix}"
+        rows.append(part)
+    out = pd.concat(rows, ignore_index=True) if rows else per
+    out["case"] = out["case"].fillna("?")
+    out["session"] = out["session"].fillna("?")
+    out["family"] = out["code_id"].map(family)
+    return out[["coder", "unit_type", "unit_id", "code_id", "family", "case", "session", "role"]]
+
+
+def _ordered_codes(ids, codebook) -> list[str]:
+    order = {c.id: i for i, c in enumerate(codebook.codes)}
+    return sorted(set(ids), key=lambda c: (order.get(c, len(order)), c))
+
+
+def _ordered_families(fams, codebook) -> list[str]:
+    order: dict[str, int] = {}
+    for i, c in enumerate(codebook.codes):
+        order.setdefault(family(c.id), i)
+    return sorted(set(fams), key=lambda f: (order.get(f, len(order)), f))
+
+
+def codes_by_code(units: pd.DataFrame, srcs: list[str], codebook) -> pd.DataFrame:
+    names = code_names(codebook)
+    rows = []
+    for code_id in _ordered_codes(units["code_id"], codebook):
+        here = units[units["code_id"] == code_id]
+        counts = here.groupby("coder")["unit_id"].count()
+        rows.append({"code_id": code_id, "name": names.get(code_id, ""), "family": family(code_id),
+                     **{s: int(counts.get(s, 0)) for s in srcs}})
+    return pd.DataFrame(rows, columns=["code_id", "name", "family", *srcs])
+
+
+def codes_by_family(units: pd.DataFrame, srcs: list[str], codebook) -> pd.DataFrame:
+    rows = []
+    for fam in _ordered_families(units["family"], codebook):
+        here = units[units["family"] == fam]
+        counts = here.groupby("coder")["unit_id"].count()
+        rows.append({"family": fam, "name": family_name(fam, codebook),
+                     **{s: int(counts.get(s, 0)) for s in srcs}})
+    return pd.DataFrame(rows, columns=["family", "name", *srcs])
+
+
+def codes_by_session(units: pd.DataFrame, srcs: list[str], codebook) -> pd.DataFrame:
+    """Units per source, case and session (rows: as many as there are sessions), by family (columns)."""
+    fams = _ordered_families(units["family"], codebook)
+    cols = [FAMILY_SHORT.get(f, f) for f in fams]
+    rows = []
+    keys = sorted(set(zip(units["case"], units["session"], strict=True)))
+    for src in srcs:
+        mine = units[units["coder"] == src]
+        for case, session in keys:
+            here = mine[(mine["case"] == case) & (mine["session"] == session)]
+            counts = here.groupby("family")["unit_id"].count()
+            rows.append({"coded by": src, "case": case, "session": session,
+                         **{c: int(counts.get(f, 0)) for f, c in zip(fams, cols, strict=True)},
+                         "all": int(counts.sum())})
+    return pd.DataFrame(rows, columns=["coded by", "case", "session", *cols, "all"])
+
+
+def codes_by(units: pd.DataFrame, srcs: list[str], codebook, by: str = "role") -> pd.DataFrame:
+    """Units per source and family, spread over the roles (``client turn``, ``therapist recall`` ...)."""
+    units = units.assign(where=units["role"])
+    cols = [r for r in ROLE_ORDER if r in set(units["where"])] + sorted(set(units["where"]) - set(ROLE_ORDER))
+    rows = []
+    for src in srcs:
+        mine = units[units["coder"] == src]
+        for fam in _ordered_families(units["family"], codebook):
+            counts = mine[mine["family"] == fam].groupby("where")["unit_id"].count()
+            rows.append({"coded by": src, "family": fam, **{c: int(counts.get(c, 0)) for c in cols},
+                         "all": int(counts.sum())})
+    return pd.DataFrame(rows, columns=["coded by", "family", *cols, "all"])
+
+
+def code_counts_long(units: pd.DataFrame, codebook) -> pd.DataFrame:
+    names = code_names(codebook)
+    g = units.groupby(["coder", "family", "code_id", "case", "session", "role"], as_index=False)["unit_id"].count()
+    g = g.rename(columns={"coder": "coded by", "unit_id": "units"})
+    g.insert(3, "name", g["code_id"].map(names).fillna(""))
+    return g.reset_index(drop=True)
+
+
+@dataclass
+class Sequences:
+    source: str
+    ruptures: pd.DataFrame
+    resolutions: pd.DataFrame
+    sequences: pd.DataFrame
+    summary: pd.DataFrame
+    per_segment: pd.DataFrame
+
+
+def sequence_sources(codes: pd.DataFrame) -> list[str]:
+    """The automatic suggestions, and the coders' consensus when there is one."""
+    return [AUTO] + ([CONSENSUS] if CONSENSUS in set(codes["coder"]) else [])
+
+
+def compute_sequences(codes: pd.DataFrame, turns: pd.DataFrame, source: str, window_s: float) -> Sequences:
+    mine = codes[codes["coder"] == source]
+    rup = seq.rupture_markers(mine, turns)
+    res = seq.resolution_markers(mine, turns)
+    s = seq.repair_sequences(rup, res, window_s)
+    return Sequences(source, rup, res, s, seq.resolution_summary(s, res, seq.session_durations(turns)),
+                     seq.ruptures_per_segment(rup, res, s, turns))
+
+
+def repair_summary_table(runs: list[Sequences]) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        for x in r.summary.itertuples(index=False):
+            rows.append({"coded by": r.source, "case": x.case, "session": x.session, "ruptures": x.ruptures,
+                         "withdrawal": x.withdrawal, "confrontation": x.confrontation,
+                         "resolutions": x.resolutions, "repaired": x.repaired,
+                         "resolution rate": percent(x.resolution_rate),
+                         "median time to repair": format_time(x.median_time_to_repair_s),
+                         "mean time to repair": format_time(x.mean_time_to_repair_s)})
+    return pd.DataFrame(rows, columns=["coded by", "case", "session", "ruptures", "withdrawal", "confrontation",
+                                       "resolutions", "repaired", "resolution rate",
+                                       "median time to repair", "mean time to repair"])
+
+
+STATUS_TEXT = {"repaired": "repaired", "unrepaired": "no repair in window", "no_time": "no time"}
+
+
+def sequences_table(runs: list[Sequences], names: dict[str, str]) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        for x in r.sequences.itertuples(index=False):
+            rows.append({"coded by": r.source, "case": x.case, "session": x.session,
+                         "rupture at": format_time(x.rupture_s), "type": x.rupture_type,
+                         "rupture markers": names_only(x.rupture_codes, names), "client said": x.rupture_text,
+                         "repair at": format_time(x.repair_s),
+                         "resolution strategy": names_only(x.repair_codes, names),
+                         "time to repair": format_time(x.time_to_repair_s), "outcome": STATUS_TEXT[x.status],
+                         "rupture codes": x.rupture_codes, "resolution codes": x.repair_codes or "",
+                         "rupture_turn_id": x.rupture_turn_id, "repair_turn_id": x.repair_turn_id,
+                         "rupture at (s)": x.rupture_s, "time to repair (s)": x.time_to_repair_s})
+    return pd.DataFrame(rows, columns=["coded by", "case", "session", "rupture at", "type", "rupture markers",
+                                       "client said", "repair at", "resolution strategy", "time to repair",
+                                       "outcome", "rupture codes", "resolution codes", "rupture_turn_id",
+                                       "repair_turn_id", "rupture at (s)",
+                                       "time to repair (s)"])
+
+
+def per_segment_table(runs: list[Sequences]) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        for x in r.per_segment.itertuples(index=False):
+            rows.append({"coded by": r.source, "case": x.case, "session": x.session,
+                         "5-minute segment": f"{x.segment}: {seq.segment_label(x.from_s, x.to_s)}",
+                         "withdrawal": x.withdrawal, "confrontation": x.confrontation, "ruptures": x.ruptures,
+                         "resolutions": x.resolutions, "repaired": x.repaired, "from (s)": x.from_s})
+    return pd.DataFrame(rows, columns=["coded by", "case", "session", "5-minute segment", "withdrawal",
+                                       "confrontation", "ruptures", "resolutions", "repaired",
+                                       "from (s)"])
+
+
+def _unit_codes(codes: pd.DataFrame, unit_id: str, prefix: str = "") -> list[str]:
+    return sorted({c for u, c in zip(codes["unit_id"], codes["code_id"], strict=True)
+                   if u == unit_id and c.startswith(prefix)})
+
+
+def noticed(codes: list[str], participant: str) -> bool:
+    """Whether a recall says the participant noticed a rupture: a ``recall.rupture.*`` code, or (therapist) a
+    ``recall.awareness.*`` code other than one for not noticing."""
+    if any(c.startswith("recall.rupture.") for c in codes):
+        return True
+    return participant == "therapist" and any(
+        c.startswith("recall.awareness.") and not NOT_NOTICED.search(c[len("recall.awareness."):]) for c in codes)
+
+
+_NO_CODES = pd.DataFrame(columns=["unit_type", "unit_id", "code_id", "coder"])
+
+
+def recall_codes(codes: pd.DataFrame, unit_id: str) -> tuple[list[str], str]:
+    """A recall's ``recall.*`` codes and whose they are: the coders' consensus where two or more coders coded the
+    recall, otherwise the automatic suggestions.  ``codes``: the codes table, or a dict of its segment rows by
+    unit (faster for many recalls)."""
+    if isinstance(codes, dict):
+        mine = codes.get(unit_id, _NO_CODES)
+    else:
+        mine = codes[(codes["unit_type"] == "segment") & (codes["unit_id"] == unit_id)]
+    human = mine[~mine["coder"].isin([AUTO, CONSENSUS])]
+    src = CONSENSUS if human["coder"].nunique() >= 2 else AUTO
+    return sorted({c for c in mine.loc[mine["coder"] == src, "code_id"] if c.startswith("recall.")}), src
+
+
+def merge_excerpts(*texts: str | None) -> str:
+    """The session lines of several excerpts, each once, in session order (lines start ``[h:mm:ss]``)."""
+    seen: dict[str, None] = {}
+    for text in texts:
+        for line in (text or "").splitlines():
+            seen.setdefault(line)
+    def when(line: str) -> float:
+        m = re.match(r"^\[(\d+):(\d\d):(\d\d)\]", line)
+        return int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]) if m else math.inf
+    return "\n".join(sorted(seen, key=when))
+
+
+def both_sides(segments: pd.DataFrame, codes: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """One row per pair of client and therapist recalls about the same stretch of session (``linked_segment_ids``):
+    the moment, both recalls, their recall codes, and whether each noticed a rupture."""
+    cols = ["case", "session", "moment", "client stop", "client recall", "client codes", "client noticed",
+            "therapist stop", "therapist recall", "therapist codes", "therapist noticed", "therapist awareness",
+            "both noticed", "session excerpt", "client segment", "therapist segment", "client codes by",
+            "therapist codes by"]
+    if "linked_segment_ids" not in segments.columns:
+        return pd.DataFrame(columns=cols)
+    seg = segments.set_index("segment_id")
+    by_unit = {u: g for u, g in codes[codes["unit_type"] == "segment"].groupby("unit_id", sort=False)}
+    rows = []
+    for c in segments[(segments["participant"] == "client")].itertuples(index=False):
+        for t_id in filter(None, str(c.linked_segment_ids or "").split(";")):
+            if t_id not in seg.index:
+                continue
+            t = seg.loc[t_id]
+            (c_codes, c_src), (t_codes, t_src) = recall_codes(by_unit, c.segment_id), recall_codes(by_unit, t_id)
+            c_yes, t_yes = noticed(c_codes, "client"), noticed(t_codes, "therapist")
+            start = max(c.window_start_s, t["window_start_s"])
+            end = min(c.window_end_s, t["window_end_s"])
+            rows.append({
+                "case": c.case, "session": c.session, "moment": f"{format_time(start)}–{format_time(end)}",
+                "client stop": format_time(c.video_s), "client recall": c.recall_text,
+                "client codes": named(";".join(c_codes), names), "client noticed": "yes" if c_yes else "no",
+                "therapist stop": format_time(t["video_s"]), "therapist recall": t["recall_text"],
+                "therapist codes": named(";".join(t_codes), names), "therapist noticed": "yes" if t_yes else "no",
+                "both noticed": "yes" if c_yes and t_yes else "no",
+                "therapist awareness": names_only(";".join(x for x in t_codes
+                                                           if x.startswith("recall.awareness.")), names),
+                "session excerpt": merge_excerpts(c.context_text, t["context_text"]),
+                "client segment": c.segment_id, "therapist segment": t_id,
+                "client codes by": c_src, "therapist codes by": t_src})
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values(["case", "session", "moment"], kind="stable").reset_index(drop=True)
+
+
+def exemplars(codes: pd.DataFrame, turns: pd.DataFrame, segments: pd.DataFrame, codebook,
+              per_code: int = EXEMPLARS_PER_CODE) -> pd.DataFrame:
+    """For each code, up to ``per_code`` units: the coders' consensus first, then a coder's, then the automatic
+    suggestions; recalls of aligned segments and session turns that a recall is about first.  A segment shows its
+    recall with the session excerpt; a session turn shows itself with the recall about it, where there is one."""
+    cols = ["code_id", "name", "coded by", "case", "session", "participant", "unit", "video time", "session time",
+            "evidence", "recall", "session excerpt", "unit_id"]
+    names = code_names(codebook)
+    seg = segments.set_index("segment_id")
+    turn = turns.set_index("turn_id")
+    aligned = segments[segments["status"] == "aligned"]
+    about: dict[str, list] = {}
+    for s in aligned.itertuples(index=False):
+        for tid in filter(None, str(s.session_turn_ids).split(";")):
+            about.setdefault(tid, []).append(s)
+    per = codes.drop_duplicates(["coder", "unit_type", "unit_id", "code_id"])
+    evidence = codes[codes["evidence"].fillna("") != ""].drop_duplicates(["unit_id", "code_id"]).set_index(
+        ["unit_id", "code_id"])["evidence"]
+    # the ranking, for every coded unit at once: consensus, a coder, auto; about an aligned moment; in order
+    seg_key = segments.set_index("segment_id").assign(
+        far=lambda x: x["status"] != "aligned", when=lambda x: x["session_s"].astype("float64").fillna(0.0))
+    turn_key = turns.set_index("turn_id").assign(
+        far=lambda x: ~x.index.isin(list(about)), when=lambda x: x["start_s"].astype("float64").fillna(0.0))
+    ranked = []
+    for unit_type, key in (("segment", seg_key), ("turn", turn_key)):
+        part = per[(per["unit_type"] == unit_type) & per["unit_id"].isin(key.index)]
+        ranked.append(part.join(key[["far", "case", "session", "when"]], on="unit_id"))
+    ranked = pd.concat(ranked, ignore_index=True) if ranked else per
+    if ranked.empty:
+        return pd.DataFrame(columns=cols)
+    ranked["src"] = ranked["coder"].map(lambda c: 0 if c == CONSENSUS else 2 if c == AUTO else 1)
+    ranked = ranked.sort_values(["src", "far", "case", "session", "when"], kind="stable")
+    ranked = ranked.drop_duplicates(["code_id", "unit_id"]).groupby("code_id", sort=False).head(per_code)
+    by_code = {c: g for c, g in ranked.groupby("code_id", sort=False)}
+    seg = segments.set_index("segment_id")
+    turn = turns.set_index("turn_id")
+    rows = []
+    for code_id in _ordered_codes(ranked["code_id"], codebook):
+        cand = []
+        for r in by_code[code_id].itertuples(index=False):
+            recalls = sorted(about.get(r.unit_id, []), key=lambda s, u=r.unit_id: s.participant != turn.loc[
+                u, "role"]) if r.unit_type == "turn" else []
+            cand.append((r, recalls[0] if recalls else None))
+        for r, recall in cand:
+            ev = evidence.get((r.unit_id, code_id), "")
+            if r.unit_type == "segment":
+                s = seg.loc[r.unit_id]
+                rows.append({"case": s["case"], "session": s["session"], "participant": s["participant"],
+                             "unit": f"{s['participant']} recall", "video time": format_time(s["video_s"]),
+                             "session time": format_time(s["session_s"]), "recall": s["recall_text"],
+                             "session excerpt": s["context_text"] or ""})
+            else:
+                t = turn.loc[r.unit_id]
+                line = f"[{format_time(t['start_s'])}] {t['speaker'] or t['role']}: {t['text']}"
+                rows.append({"case": t["case"], "session": t["session"],
+                             "participant": recall.participant if recall is not None else "",
+                             "unit": f"{t['role']} turn",
+                             "video time": format_time(recall.video_s) if recall is not None else "",
+                             "session time": format_time(t["start_s"]),
+                             "recall": recall.recall_text if recall is not None else "",
+                             "session excerpt": line})
+            rows[-1].update({"code_id": code_id, "name": names.get(code_id, ""), "coded by": r.coder,
+                             "evidence": ev, "unit_id": r.unit_id})
+    return pd.DataFrame(rows, columns=cols)
+
+
+POOLED = "(all codes)"
+
+
+def interim_table(study, name: str) -> pd.DataFrame | None:
+    path = study.interim / f"{name}.parquet"
+    return pd.read_parquet(path) if path.exists() else None
+
+
+def agreement_table(study) -> pd.DataFrame | None:
+    """``data/interim/agreement.parquet`` as ``ipr agreement`` writes it; None when it has not run."""
+    return interim_table(study, "agreement")
+
+
+def versus_display(versus: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """The automatic suggestions against each coder: precision and recall per code, over the coder's units."""
+    cols = ["coder", "code_id", "name", "units", "suggested", "coded", "both", "precision", "recall"]
+    rows = [{"coder": r.coder, "code_id": r.code_id, "name": names.get(r.code_id, ""), "units": r.units,
+             "suggested": r.suggested, "coded": r.coded, "both": r.both, "precision": _num(r.precision),
+             "recall": _num(r.recall)} for r in versus.itertuples(index=False)]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def agreement_display(agreement: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    cols = ["code_id", "name", "units", "coders", "% agreement", "Cohen's κ", "Krippendorff's α",
+            "positive agreement"]
+    rows = []
+    for r in agreement.itertuples(index=False):
+        rows.append({"code_id": r.code_id, "name": names.get(r.code_id, ""), "units": r.units, "coders": r.coders,
+                     "% agreement": percent(r.percent_agreement / 100),  # written as 0-100
+                     "Cohen's κ": _num(r.cohen_kappa), "Krippendorff's α": _num(r.krippendorff_alpha),
+                     "positive agreement": _num(r.positive_agreement)})
+    return pd.DataFrame(rows, columns=cols)
+
+
+@dataclass
+class ReportData:
+    tables: dict[str, pd.DataFrame]
+    sources: list[str]
+    runs: list[Sequences]
+    units: pd.DataFrame
+    agreement: pd.DataFrame | None
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
+                  now: str | None = None) -> ReportData:
+    """Every table of the report, by its caption (also its sheet in ``tables.xlsx``)."""
+    turns, segments, alignment, codes = (tables[k] for k in ("turns", "segments", "alignment", "codes"))
+    codes = with_consensus(codes)
+    names = code_names(codebook)
+    srcs = sources(codes)
+    units = coded_units(codes, turns, segments)
+    window = float(getattr(study.settings, "repair_window_s", 300.0) or 300.0)
+    runs = [compute_sequences(codes, turns, s, window) for s in sequence_sources(codes)]
+    primary = AUTO  # the timelines: the automatic suggestions cover every session; coders may code a part
+    agreement = agreement_table(study)
+    now = now or datetime.now(UTC).isoformat(timespec="seconds")
+    out = {
+        "Overview": overview(turns),
+        "Transcripts": transcripts_table(turns),
+        "Alignment": alignment_table(alignment),
+        "Codes by family": codes_by_family(units, srcs, codebook),
+        "Codes by code": codes_by_code(units, srcs, codebook),
+        "Codes by role": codes_by(units, srcs, codebook, "role"),
+        "Codes by case and session": codes_by_session(units, srcs, codebook),
+        "Code counts (long)": code_counts_long(units, codebook),
+        "Repair summary": repair_summary_table(runs),
+        "Rupture sequences": sequences_table(runs, names),
+        "Ruptures per 5 minutes": per_segment_table(runs),
+        "Both sides": both_sides(segments, codes, names),
+        "Exemplars": exemplars(codes, turns, segments, codebook),
+    }
+    if agreement is not None:
+        out["Agreement"] = agreement_display(agreement, names)
+    versus = interim_table(study, "suggestions_vs_coders")
+    if versus is not None and len(versus):
+        out["Suggestions vs coders"] = versus_display(versus, names)
+        pooled = out["Suggestions vs coders"]
+        out["Suggestions vs coders, all"] = pooled[pooled["code_id"] == POOLED].drop(
+            columns=["code_id", "name"]).reset_index(drop=True)
+    out["Run"] = pd.DataFrame([("software", audit["software"]), ("codebook", audit["codebook"]),
+                               ("pipeline run started (UTC)", audit["started"]), ("report written (UTC)", now),
+                               ("study folder", str(study.root.name))], columns=["what", "value"])
+    out["Settings"] = pd.DataFrame([(k, _setting(v)) for k, v in audit["settings"].items()],
+                                   columns=["setting", "value"])
+    out["Inputs"] = pd.DataFrame(audit["inputs"], columns=["file", "transcript_id", "kind", "sha256"])
+    out["Warnings"] = pd.DataFrame({"warning": list(audit["warnings"])})
+    return ReportData(out, srcs, runs, units, agreement, {"primary": primary, "now": now})
+
+
+def _setting(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list | tuple):
+        return ", ".join(map(str, v)) or "(none)"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return str(v)
+

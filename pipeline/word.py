@@ -1,0 +1,457 @@
+"""Word tables that read well: widths measured to fit, headers that repeat on every page, rows that do not
+split, long tables cut with a note, and the handful of python-docx gaps (element order, borders, shading)
+filled in.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+from docx import Document
+from docx.enum.section import WD_ORIENT
+from docx.enum.table import WD_TABLE_ALIGNMENT
+from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Cm, Pt, RGBColor
+
+from .files import atomic_path
+
+# Per table: columns that only the spreadsheet shows, and the longest text a docx cell shows.
+DOCX_HIDDEN = {
+    "Transcripts": ["transcript_id"],
+    "Codes by code": ["family"],
+    "Rupture sequences": ["rupture codes", "resolution codes", "rupture_turn_id", "repair_turn_id",
+                          "rupture at (s)", "time to repair (s)"],
+    "Ruptures per 5 minutes": ["from (s)"],
+    "Inputs": ["transcript_id"],
+    "Both sides": ["client recall", "client codes", "therapist recall", "therapist codes", "session excerpt",
+                   "client segment", "therapist segment", "client codes by", "therapist codes by"],
+}
+DOCX_CUT = {"Rupture sequences": 140}
+# Per table: leading columns whose repeated values the docx shows once per block, as tables in papers do.
+DOCX_GROUPED = {"Codes by role": ["coded by"], "Codes by case and session": ["coded by", "case"],
+                "Repair summary": ["coded by"], "Rupture sequences": ["coded by", "case", "session"],
+                "Ruptures per 5 minutes": ["coded by", "case", "session"]}
+DOCX_CELL_LIMIT = 600
+DOCX_MAX_ROWS = 250
+DOCX_MAX_MOMENTS = 40  # a longer table shows its first rows, and says where the rest is
+# Tables whose docx shows the code's name and ID in one column ``code`` (name above ID), to save width.
+DOCX_COMBINED = {"Agreement", "Suggestions vs coders"}
+NUMERIC_TEXT = re.compile(r"^-?(\d+(\.\d+)?%?|\d+:\d\d:\d\d)$")
+
+
+def cell_text(value, limit: int = DOCX_CELL_LIMIT) -> str:
+    """A value as a docx cell shows it: empty for missing, long text cut with an ellipsis."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def docx_frame(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The columns the docx shows: without the spreadsheet-only ones, with name and ID in one column where the
+    table is in ``DOCX_COMBINED``."""
+    df = df.drop(columns=[c for c in DOCX_HIDDEN.get(name, []) if c in df.columns])
+    if name in DOCX_COMBINED and {"code_id", "name"} <= set(df.columns):
+        code = [f"{n}\n{c}" if isinstance(n, str) and n else c for c, n in zip(df["code_id"], df["name"],
+                                                                               strict=True)]
+        at = list(df.columns).index("code_id")
+        df = df.drop(columns=["code_id", "name"])
+        df.insert(at, "code", code)
+    return df
+
+
+def docx_cells(df: pd.DataFrame, name: str) -> list[list[str]]:
+    """The cells of a table as the docx shows them: spreadsheet-only columns dropped, long texts cut, repeats of
+    the grouping columns blanked (a value shows when it or a grouping column before it changes)."""
+    df = docx_frame(df, name)
+    cut = DOCX_CUT.get(name, DOCX_CELL_LIMIT)
+    groups = [list(df.columns).index(c) for c in DOCX_GROUPED.get(name, []) if c in df.columns]
+    rows, prev = [], None
+    for row in df.itertuples(index=False):
+        cells = [cell_text(v, cut) for v in row]
+        shown = list(cells)
+        if prev is not None:
+            for i in groups:
+                if cells[: i + 1] == prev[: i + 1]:
+                    shown[i] = ""
+                else:
+                    break
+        rows.append(shown)
+        prev = cells
+    return [list(map(str, df.columns))] + rows
+
+
+
+# --- the Word document --------------------------------------------------------------------------------------
+
+HEADER_FILL = "DCE6F0"
+BORDER = "A6A6A6"
+TEXT_CM_PORTRAIT = 17.0
+TEXT_CM_LANDSCAPE = 25.7
+
+
+TBL_PR_ORDER = ["tblStyle", "tblpPr", "tblOverlap", "bidiVisual", "tblStyleRowBandSize", "tblStyleColBandSize",
+                "tblW", "jc", "tblCellSpacing", "tblInd", "tblBorders", "shd", "tblLayout", "tblCellMar",
+                "tblLook", "tblCaption", "tblDescription"]
+TC_PR_ORDER = ["cnfStyle", "tcW", "gridSpan", "hMerge", "vMerge", "tcBorders", "shd", "noWrap", "tcMar",
+               "textDirection", "tcFitText", "vAlign", "hideMark"]
+
+
+def _put(parent, el, order: list[str]) -> None:
+    """Insert ``el`` into ``parent`` where the schema wants it (Word refuses elements out of order), replacing
+    an element of the same name."""
+    name = el.tag.split("}")[1]
+    old = parent.find(qn(f"w:{name}"))
+    if old is not None:
+        parent.replace(old, el)
+        return
+    later = set(order[order.index(name) + 1:])
+    for i, child in enumerate(parent):
+        if child.tag.split("}")[1] in later:
+            parent.insert(i, el)
+            return
+    parent.append(el)
+
+
+def shade(cell, fill: str) -> None:
+    shd = OxmlElement("w:shd")
+    shd.set(qn("w:val"), "clear")
+    shd.set(qn("w:color"), "auto")
+    shd.set(qn("w:fill"), fill)
+    _put(cell._tc.get_or_add_tcPr(), shd, TC_PR_ORDER)
+
+
+def borders(table) -> None:
+    tbl_pr = table._tbl.tblPr
+    borders = OxmlElement("w:tblBorders")
+    for edge in ("top", "left", "bottom", "right", "insideH", "insideV"):
+        el = OxmlElement(f"w:{edge}")
+        el.set(qn("w:val"), "single")
+        el.set(qn("w:sz"), "4")
+        el.set(qn("w:space"), "0")
+        el.set(qn("w:color"), BORDER)
+        borders.append(el)
+    _put(tbl_pr, borders, TBL_PR_ORDER)
+
+
+def repeat_header(row) -> None:
+    tr_pr = row._tr.get_or_add_trPr()
+    el = OxmlElement("w:tblHeader")
+    el.set(qn("w:val"), "true")
+    tr_pr.append(el)
+
+
+def _no_split(row) -> None:
+    tr_pr = row._tr.get_or_add_trPr()
+    el = OxmlElement("w:cantSplit")
+    el.set(qn("w:val"), "true")
+    tr_pr.append(el)
+
+
+@functools.cache
+def _font(face: str):
+    """DejaVu Sans (matplotlib's own font, always there): as wide as any sans font Word or LibreOffice will use
+    for Calibri, so a column measured with it is wide enough everywhere."""
+    import os
+
+    import matplotlib
+    from PIL import ImageFont
+
+    file = {"regular": "DejaVuSans.ttf", "bold": "DejaVuSans-Bold.ttf", "mono": "DejaVuSansMono.ttf"}[face]
+    return ImageFont.truetype(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", file), 100)
+
+
+@functools.lru_cache(maxsize=200_000)
+def text_cm(text: str, font_pt: float, face: str = "regular") -> float:
+    """The width of ``text`` on the page, in cm."""
+    return _font(face).getlength(text) * font_pt / 100 * 2.54 / 72
+
+
+def set_widths(table, widths_cm: list[float]) -> None:
+    """Widths that both Word (cell widths) and LibreOffice (the table grid) follow."""
+    grid = table._tbl.tblGrid
+    for col, w in zip(grid.findall(qn("w:gridCol")), widths_cm, strict=True):
+        col.set(qn("w:w"), str(int(Cm(w).twips)))
+    for row in table.rows:
+        for cell, w in zip(row.cells, widths_cm, strict=True):
+            cell.width = Cm(w)
+    tbl_w = OxmlElement("w:tblW")
+    tbl_w.set(qn("w:type"), "dxa")
+    tbl_w.set(qn("w:w"), str(int(Cm(sum(widths_cm)).twips)))
+    _put(table._tbl.tblPr, tbl_w, TBL_PR_ORDER)
+    table.autofit = False
+
+
+_BAD_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _runs_xml(text: str) -> str:
+    """A cell's text as WordprocessingML runs: line breaks as <w:br/>, characters XML cannot hold dropped."""
+    from xml.sax.saxutils import escape
+
+    lines = _BAD_XML.sub("", text).split("\n")
+    inner = "<w:br/>".join(f'<w:t xml:space="preserve">{escape(line)}</w:t>' for line in lines)
+    return f"<w:r>{inner}</w:r>" if text else ""
+
+
+def rows_xml(table, cells: list[list[str]], widths_cm: list[float], styles: list[str], numeric: list[bool],
+             header_style: str) -> None:
+    """Append the header row (shaded, repeated on every page) and the body rows (never split across pages) to
+    ``table``, as XML in one go: python-docx's cell by cell API takes minutes for a long table."""
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    tw = [int(Cm(w).twips) for w in widths_cm]
+    parts = []
+    for k, values in enumerate(cells):
+        head = k == 0
+        tr = ['<w:tr><w:trPr><w:cantSplit/>' + ('<w:tblHeader/>' if head else "") + "</w:trPr>"]
+        for i, text in enumerate(values):
+            shade = f'<w:shd w:val="clear" w:color="auto" w:fill="{HEADER_FILL}"/>' if head else ""
+            jc = '<w:jc w:val="right"/>' if numeric[i] else ""
+            style = header_style if head else styles[i]
+            tr.append(f'<w:tc><w:tcPr><w:tcW w:w="{tw[i]}" w:type="dxa"/>{shade}</w:tcPr>'
+                      f'<w:p><w:pPr><w:pStyle w:val="{style}"/>{jc}</w:pPr>{_runs_xml(text)}</w:p></w:tc>')
+        tr.append("</w:tr>")
+        parts.append("".join(tr))
+    body = parse_xml(f"<w:tbl {nsdecls('w')}>{''.join(parts)}</w:tbl>")
+    for tr in list(body):
+        table._tbl.append(tr)
+
+
+def _is_number(series: pd.Series) -> bool:
+    """Numbers, and texts that are numbers, percentages or times: right-aligned."""
+    if pd.api.types.is_bool_dtype(series):
+        return False
+    if pd.api.types.is_numeric_dtype(series):
+        return True
+    texts = [str(v) for v in series if isinstance(v, str) and v]
+    return bool(texts) and all(NUMERIC_TEXT.match(t) for t in texts) and len(texts) == series.notna().sum()
+
+
+class WordDoc:
+    """The document being written, with numbered table and figure captions."""
+
+    def __init__(self):
+        self.doc = Document()
+        self.n_table = 0
+        self.n_figure = 0
+        self.landscape = False
+        styles = self.doc.styles
+        normal = styles["Normal"]
+        normal.font.name = "Calibri"
+        normal.font.size = Pt(10)
+        normal.paragraph_format.space_after = Pt(4)
+        for name, size in (("Heading 1", 15), ("Heading 2", 12), ("Heading 3", 10.5)):
+            styles[name].font.size = Pt(size)
+            styles[name].paragraph_format.keep_with_next = True
+        cap = styles["Caption"]
+        cap.font.size = Pt(9)
+        cap.font.italic = False
+        cap.font.bold = True
+        cap.font.color.rgb = RGBColor(0x1F, 0x3A, 0x5F)
+        cap.paragraph_format.keep_with_next = True
+        cap.paragraph_format.space_before = Pt(6)
+        section = self.doc.sections[0]
+        for side in ("left_margin", "right_margin"):
+            setattr(section, side, Cm(2.0))
+        section.top_margin = section.bottom_margin = Cm(2.0)
+        section.page_width, section.page_height = Cm(21.0), Cm(29.7)
+        footer = section.footer.paragraphs[0]
+        footer.text = "IPR study summary: generated by ipr-pipeline; every table is also in reports/tables.xlsx"
+        footer.alignment = WD_ALIGN_PARAGRAPH.CENTER
+        for run in footer.runs:
+            run.font.size = Pt(7)
+            run.font.color.rgb = RGBColor(0x80, 0x80, 0x80)
+
+    @property
+    def width_cm(self) -> float:
+        return TEXT_CM_LANDSCAPE if self.landscape else TEXT_CM_PORTRAIT
+
+    def orientation(self, landscape: bool) -> None:
+        if landscape == self.landscape:
+            return
+        from docx.enum.section import WD_SECTION
+
+        section = self.doc.add_section(WD_SECTION.NEW_PAGE)
+        section.orientation = WD_ORIENT.LANDSCAPE if landscape else WD_ORIENT.PORTRAIT
+        long, short = Cm(29.7), Cm(21.0)
+        section.page_width, section.page_height = (long, short) if landscape else (short, long)
+        self.landscape = landscape
+
+    def heading(self, text: str, level: int = 1):
+        return self.doc.add_heading(text, level)
+
+    def para(self, text: str = "", style: str | None = None, italic: bool = False, size: float | None = None,
+             color: str | None = None, bold: bool = False):
+        p = self.doc.add_paragraph(style=style)
+        if text:
+            run = p.add_run(text)
+            run.italic, run.bold = italic, bold
+            if size:
+                run.font.size = Pt(size)
+            if color:
+                run.font.color.rgb = RGBColor.from_string(color)
+        return p
+
+    def bullet(self, text: str):
+        return self.doc.add_paragraph(text, style="List Bullet")
+
+    def caption(self, text: str, kind: str = "Table"):
+        if kind == "Table":
+            self.n_table += 1
+            n = self.n_table
+        else:
+            self.n_figure += 1
+            n = self.n_figure
+        return self.doc.add_paragraph(f"{kind} {n}. {text}", style="Caption")
+
+    def table(self, name: str, df: pd.DataFrame, caption: str, font_pt: float = 8.5,
+              widths: dict[str, float] | None = None, cut: int | None = None, mono: tuple[str, ...] = ()):
+        """A captioned table: ``Table N. caption``; the table's own name is kept in the caption for tests and
+        for finding its sheet in tables.xlsx."""
+        if df.empty:  # the text around it says why there is nothing
+            return None
+        cells = docx_cells(df, name)
+        total = len(df)
+        if total > DOCX_MAX_ROWS:
+            cells, df = cells[: DOCX_MAX_ROWS + 1], df.iloc[:DOCX_MAX_ROWS]
+        df = docx_frame(df, name)
+        cut = cut or DOCX_CUT.get(name, DOCX_CELL_LIMIT)
+        numeric = [_is_number(df[c]) for c in df.columns]
+        col_cm, font_pt = self._fit(df, widths or {}, cut, font_pt, mono, numeric)
+        turned = False
+        if col_cm is None:  # too wide for a portrait page even in a small font: a landscape page of its own
+            self.orientation(True)
+            turned = True
+            col_cm, font_pt = self._fit(df, widths or {}, cut, font_pt, mono, numeric, last=True)
+        self.caption(f"{caption} [sheet: {name}]")
+        table = self.doc.add_table(rows=0, cols=len(df.columns))
+        table.alignment = WD_TABLE_ALIGNMENT.CENTER
+        borders(table)
+        set_widths(table, col_cm)
+        text_style = self._style("Table Text", font_pt)
+        styles = [self._style("Table Mono", font_pt) if c in mono else text_style for c in df.columns]
+        rows_xml(table, cells, col_cm, styles, numeric, self._style("Table Header", font_pt))
+        if total > DOCX_MAX_ROWS:
+            self.para(f"The first {DOCX_MAX_ROWS:,} of {total:,} rows; all of them are in the sheet '{name[:31]}' of "
+                      "reports/tables.xlsx.", size=8.5, color="595959")
+        self.doc.add_paragraph()
+        if turned:
+            self.orientation(False)
+        return table
+
+    def _style(self, kind: str, size: float) -> str:
+        """The style ID of a paragraph style for table cells (made once per kind and size): a run-free way to
+        give thousands of cells their font, which keeps a long report fast to write."""
+        name = f"{kind} {size:g}"
+        styles = self.doc.styles
+        if name not in [s.name for s in styles]:
+            from docx.enum.style import WD_STYLE_TYPE
+
+            st = styles.add_style(name, WD_STYLE_TYPE.PARAGRAPH)
+            st.base_style = styles["Normal"]
+            st.font.size = Pt(size)
+            st.font.bold = kind == "Table Header"
+            if kind == "Table Mono":
+                st.font.name = "Courier New"
+            st.paragraph_format.space_after = Pt(0)
+            st.paragraph_format.space_before = Pt(0)
+        return styles[name].style_id
+
+    def fits_portrait(self, df: pd.DataFrame, name: str, font_pt: float = 8.5) -> bool:
+        """Whether a table fits a portrait page (a section with it can then stay portrait)."""
+        was, self.landscape = self.landscape, False
+        try:
+            frame = docx_frame(df, name)
+            numeric = [_is_number(frame[c]) for c in frame.columns]
+            return self._fit(frame, {}, DOCX_CUT.get(name, DOCX_CELL_LIMIT), font_pt, (), numeric)[0] is not None
+        finally:
+            self.landscape = was
+
+    def _fit(self, df, fixed, cut, font_pt, mono, numeric, last: bool = False):
+        """Widths and font size: a smaller font before words break; None when the table does not fit this page
+        (unless ``last``, or the page is landscape already: then the smallest font, with words broken)."""
+        for pt in (font_pt, font_pt - 0.5, font_pt - 1.0, font_pt - 1.5):
+            col_cm, fits = self._widths(df, fixed, cut, pt, mono, numeric)
+            if fits:
+                return col_cm, pt
+        if last or self.landscape or len(df.columns) <= 2:
+            return col_cm, pt
+        return None, font_pt
+
+    def _widths(self, df: pd.DataFrame, fixed: dict[str, float], cut: int, font_pt: float,
+                mono: tuple[str, ...] = (), numeric: list[bool] | None = None) -> tuple[list[float], bool]:
+        """Column widths in cm, and whether every column gets its longest word: no column narrower than its
+        longest word where that fits (so IDs, times and headers do not break mid-word), the rest shared by how much
+        text each column holds."""
+        pad = 0.45  # the cell's margins, and a little air
+        least, want = [], []
+        numeric = numeric or [False] * len(df.columns)
+        for c, is_number in zip(df.columns, numeric, strict=True):
+            face = "mono" if c in mono else "regular"
+            texts = [cell_text(v, cut) for v in df[c]]
+            words = {w for t in texts for w in t.split()}
+            longest_word = max([text_cm(w, font_pt, "bold") for w in str(c).split()]
+                               + [text_cm(w[:45], font_pt, face) for w in words] + [0.0])
+            lines = {line[:70] for t in texts for line in t.splitlines()}
+            longest = max([text_cm(str(c), font_pt, "bold")] + [text_cm(x, font_pt, face) for x in lines])
+            least.append(fixed.get(c, max(1.0, longest_word + pad)))
+            # numbers need no more than their longest word: their headers may wrap
+            want.append(least[-1] if is_number else fixed.get(c, max(least[-1], longest + pad)))
+        room = self.width_cm
+        if sum(want) <= room:
+            return want, True
+        if sum(least) >= room:
+            return [w * room / sum(least) for w in least], False
+        extra = room - sum(least)
+        slack = [w - m for w, m in zip(want, least, strict=True)]
+        return [m + extra * x / sum(slack) for m, x in zip(least, slack, strict=True)], True
+
+    def figure(self, path: Path, caption: str, width_cm: float | None = None, max_height_cm: float = 21.0):
+        from PIL import Image
+
+        width = width_cm or min(16.0, self.width_cm)
+        with Image.open(path) as im:
+            aspect = im.height / im.width
+        if width * aspect > max_height_cm:  # a tall figure keeps to a page, with its caption
+            width = max_height_cm / aspect
+        self.doc.add_picture(str(path), width=Cm(width))
+        self.doc.paragraphs[-1].alignment = WD_ALIGN_PARAGRAPH.CENTER
+        self.doc.paragraphs[-1].paragraph_format.keep_with_next = True
+        self.caption(caption, "Figure")
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            self.doc.save(tmp)
+
+
+def bold_evidence(p, text: str, evidence: str, size: float | None = None, italic: bool = False) -> None:
+    """``text`` into paragraph ``p``, with the first occurrence of ``evidence`` in bold."""
+    at = text.lower().find(evidence.lower()) if evidence else -1
+    parts = [(text, False)] if at < 0 else [(text[:at], False), (text[at: at + len(evidence)], True),
+                                           (text[at + len(evidence):], False)]
+    for chunk, bold in parts:
+        if chunk:
+            run = p.add_run(chunk)
+            run.bold, run.italic = bold, italic
+            if size:
+                run.font.size = Pt(size)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x"
+
+
