@@ -109,7 +109,7 @@ window_s = 60
 @STUDY_OPTION
 @KEEP_GOING
 def analyze(study_dir: Path, keep_going: bool):
-    """Run every stage: ingest, align, code, export, report."""
+    """Run every stage: ingest, align, code, export, agreement, report (a re-run redoes only what changed)."""
     from .stages import run_all
 
     study = _study(study_dir)
