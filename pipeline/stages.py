@@ -68,7 +68,7 @@ def run_ingest(study: Study, log: RunLog, keep_going: bool = False, progress=Non
     log.warn(result.warnings)
     clean = load_key(study) or str
     log.inputs = [{"file": clean(f"data/raw/{s.file}"), "transcript_id": s.transcript_id, "kind": s.kind,
-                   "sha256": sha256_file(s.path)} for s in result.sources]
+                   "sha256": result.state[s.transcript_id]["sha256"]} for s in result.sources]
     write_parquet(result.turns, study.interim / "turns.parquet")
     write_parquet(result.stops, study.interim / "stops.parquet")
     write_parquet(pd.DataFrame(log.inputs, columns=["file", "transcript_id", "kind", "sha256"]),

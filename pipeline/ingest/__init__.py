@@ -177,7 +177,7 @@ def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
     good: list[Source] = []
     reused: list[str] = []
     for source in sources:
-        key = cache.key(source)
+        key, file_sha = cache.key(source)
         if cache.has(source.transcript_id, key):
             reused.append(source.transcript_id)
             warnings += cache.state[source.transcript_id]["warnings"]
@@ -198,7 +198,7 @@ def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
         turn_rows += t
         stop_rows += s
         warnings += w
-        cache.state[source.transcript_id] = {"key": key, "warnings": list(dict.fromkeys(w))}
+        cache.state[source.transcript_id] = {"key": key, "sha256": file_sha, "warnings": list(dict.fromkeys(w))}
         good.append(source)
     if problems:
         if not keep_going:
@@ -250,13 +250,16 @@ class _Cache:
             state = {}
         return cls(study, settings_key, state)
 
-    def key(self, source: Source) -> str:
+    def key(self, source: Source) -> tuple[str, str]:
+        """The key of what reading ``source`` depends on, and the file's own SHA-256 (for the audit trail)."""
         meta = json.dumps([source.file, source.case, source.session, source.kind, source.participant,
                            source.offset_s])
-        return sha256_text(self.settings_key, meta, sha256_file(source.path))
+        file_sha = sha256_file(source.path)
+        return sha256_text(self.settings_key, meta, file_sha), file_sha
 
     def has(self, transcript_id: str, key: str) -> bool:
-        return self.state.get(transcript_id, {}).get("key") == key
+        entry = self.state.get(transcript_id, {})
+        return entry.get("key") == key and "sha256" in entry
 
     def rows(self, table: str, transcript_ids: list[str]) -> pd.DataFrame:
         df = pd.read_parquet(self.study.interim / f"{table}.parquet")
