@@ -90,3 +90,16 @@ def test_manifest_problems_name_their_rows(tmp_path):
     assert any("row 5" in t and "participant" in t for t in text)
     assert any("row 6" in t and "twice" in t for t in text)
     assert any("row 7" in t and "offset_s" in t for t in text)
+
+
+def test_an_empty_study_runs_and_says_where_the_transcripts_go(tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    root = tmp_path / "new"
+    assert CliRunner().invoke(main, ["init", str(root)]).exit_code == 0
+    result = CliRunner().invoke(main, ["analyze", "--study", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "data/raw/ holds no transcripts yet" in result.output
+    assert (root / "reports" / "summary.docx").exists()

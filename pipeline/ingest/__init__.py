@@ -172,7 +172,9 @@ def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
     cache = _Cache.load(study, _settings_key(study))
     turn_rows: list[dict] = []
     stop_rows: list[dict] = []
-    warnings: list[str] = []
+    warnings: list[str] = [] if sources else [
+        "data/raw/ holds no transcripts yet: put the session and IPR interview transcripts there (see the README's "
+        "'Which file is which')"]
     problems: list[Problem] = []
     good: list[Source] = []
     reused: list[str] = []
