@@ -548,7 +548,8 @@ def backup(path: Path) -> Path:
     while target.exists():
         n += 1
         target = folder / f"{path.stem}.{stamp}-{n}.xlsx"
-    shutil.copy2(path, target)
+    with atomic_path(target) as tmp:  # a run killed mid-copy leaves no half backup
+        shutil.copy2(path, tmp)
     return target
 
 
