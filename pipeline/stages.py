@@ -178,13 +178,26 @@ def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=
 
     codebook = codebook or load_codebook(study)
     entries = read_coders(study, codebook) if entries is None else entries
+    # What every workbook shows comes from these (a coder's own entries never call for a rewrite): when none of
+    # them changed and every workbook is there, there is nothing to do, not even a digest per transcript.
+    state_path = study.interim / "export_state.json"
+    inputs = [study.interim / n for n in ("turns.parquet", "segments.parquet", "code_state.json")]
+    key = sha256_text(__version__, codebook.digest, repr(study.settings.blind), json.dumps(study.coders()),
+                      *(sha256_file(p) if p.exists() else "" for p in inputs))
+    state = _json(state_path)
+    if state.get(EXPORT_KEY) == key and all((study.root / k).exists() for k in state if k != EXPORT_KEY):
+        return []
     turns = _table(study, "turns", "ingest")
     segments = _table(study, "segments", "align")
     codes = _table(study, "codes", "code")
     kinds = dict(zip(turns["transcript_id"], turns["kind"], strict=True))
     written = export(study, kinds, turns, segments, codes, codebook, entries, progress=progress)
     _remember_uncoded(study, written)
+    write_text(state_path, json.dumps(_json(state_path) | {EXPORT_KEY: key}, indent=1, sort_keys=True))
     return written
+
+
+EXPORT_KEY = "(inputs)"  # in export_state.json: the key of everything the workbooks were written from
 
 
 def _remember_uncoded(study: Study, written: list[Path]) -> None:

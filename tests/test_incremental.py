@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 import pipeline.align
 import pipeline.coding
+import pipeline.export
 import pipeline.ingest
 from pipeline.cli import main
 
@@ -29,6 +30,7 @@ def test_rerun_without_changes_reads_and_codes_nothing(demo_study, monkeypatch):
     monkeypatch.setattr(pipeline.coding, "apply_codebook", lambda *a, **k: calls.append(1) or real(*a, **k))
     monkeypatch.setattr(pipeline.ingest, "read_transcript", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     monkeypatch.setattr(pipeline.align, "align", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(pipeline.export, "export", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     report = demo_study / "reports" / "summary.docx"
     made = report.stat().st_mtime_ns
     second = analyze(demo_study)
@@ -79,3 +81,11 @@ def test_unchanged_workbooks_are_not_opened_again_but_edited_ones_are(demo_study
     assert list(mine["code_id"]) == ["recall.rupture.judged"]
     analyze(demo_study)
     assert opened == ["D01_S3_ipr-client.xlsx"]  # read once; its entries are kept for the runs after
+
+
+def test_a_deleted_workbook_is_written_again(demo_study):
+    analyze(demo_study)
+    path = demo_study / "data" / "coded" / "coder_a" / "D02_S5_session.xlsx"
+    path.unlink()
+    analyze(demo_study)
+    assert path.exists()
