@@ -38,15 +38,19 @@ _drawing_key = ""  # the key of the figure being drawn, stored in its PNG by _sa
 
 
 def _key(args: tuple, kwargs: dict) -> str:
+    """A key of everything a figure shows: frames by a hash of their values (never their ``repr``, which is
+    slow to format and shows only the first and last rows of a long frame), other values by ``repr``."""
     parts = []
-    for value in (*args, *sorted(kwargs.items())):
+    for name, value in (*((None, a) for a in args), *sorted(kwargs.items(), key=lambda kv: kv[0])):
+        if name is not None:
+            parts.append(repr(name))
         if isinstance(value, pd.DataFrame | pd.Series):
             columns = list(value.columns) if isinstance(value, pd.DataFrame) else [value.name]
             hashed = pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes() if len(value) else b""
             parts.append(f"{columns!r}:{hashlib.sha256(hashed).hexdigest()}")
         elif not isinstance(value, Path):
             parts.append(repr(value))
-    return sha256_text(__version__, *parts)
+    return sha256_text(__version__, "key 2", *parts)
 
 
 def _stored_key(path: Path) -> str:
