@@ -46,8 +46,9 @@ def timed_session_turns(turns: pd.DataFrame) -> pd.DataFrame:
     return session
 
 
-def _markers(codes: pd.DataFrame, turns: pd.DataFrame, prefix: str, role: str) -> pd.DataFrame:
-    timed = timed_session_turns(turns)
+def _markers(codes: pd.DataFrame, turns: pd.DataFrame, prefix: str, role: str,
+             timed: pd.DataFrame | None = None) -> pd.DataFrame:
+    timed = timed_session_turns(turns) if timed is None else timed
     hits = codes[(codes["unit_type"] == "turn") & codes["code_id"].str.startswith(prefix)]
     hits = hits[hits["unit_id"].isin(timed.loc[timed["role"] == role, "turn_id"])]
     if hits.empty:
@@ -67,14 +68,16 @@ def rupture_type(codes: str) -> str:
     return "+".join(found) if found else "other"
 
 
-def rupture_markers(codes: pd.DataFrame, turns: pd.DataFrame) -> pd.DataFrame:
-    """One row per client session turn with a ``rupture.*`` code: its time, its codes, its type."""
-    return _markers(codes, turns, "rupture.", "client")
+def rupture_markers(codes: pd.DataFrame, turns: pd.DataFrame, timed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per client session turn with a ``rupture.*`` code: its time, its codes, its type.  ``timed``: the
+    :func:`timed_session_turns` of ``turns``, when the caller has them already."""
+    return _markers(codes, turns, "rupture.", "client", timed)
 
 
-def resolution_markers(codes: pd.DataFrame, turns: pd.DataFrame) -> pd.DataFrame:
+def resolution_markers(codes: pd.DataFrame, turns: pd.DataFrame,
+                       timed: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per therapist session turn with a ``resolution.*`` code."""
-    return _markers(codes, turns, "resolution.", "therapist")
+    return _markers(codes, turns, "resolution.", "therapist", timed)
 
 
 def repair_sequences(ruptures: pd.DataFrame, resolutions: pd.DataFrame, window_s: float = 300.0) -> pd.DataFrame:
@@ -128,16 +131,19 @@ def resolution_summary(sequences: pd.DataFrame, resolutions: pd.DataFrame | None
                   | set(zip(resolutions["case"], resolutions["session"], strict=True))
                   | (set(zip(sessions["case"], sessions["session"], strict=True)) if sessions is not None
                      else set()))
+    # each session's rows, found once (not by filtering the whole table once per session)
+    seq_of = {k: g for k, g in sequences.groupby(["case", "session"], sort=False)} if len(sequences) else {}
+    n_res = resolutions.groupby(["case", "session"], sort=False).size().to_dict() if len(resolutions) else {}
+    empty = sequences.iloc[0:0]
     rows = []
     for case, session in keys + [(ALL, "")]:
         if case == ALL:
             if len(keys) < 2:
                 break
-            s, res = sequences, resolutions
+            rows.append(_summary_row(case, session, sequences, len(resolutions)))
         else:
-            s = sequences[(sequences["case"] == case) & (sequences["session"] == session)]
-            res = resolutions[(resolutions["case"] == case) & (resolutions["session"] == session)]
-        rows.append(_summary_row(case, session, s, len(res)))
+            rows.append(_summary_row(case, session, seq_of.get((case, session), empty),
+                                     int(n_res.get((case, session), 0))))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -168,36 +174,46 @@ def session_durations(turns: pd.DataFrame, timed: pd.DataFrame | None = None) ->
 
 
 def ruptures_per_segment(ruptures: pd.DataFrame, resolutions: pd.DataFrame, sequences: pd.DataFrame,
-                         turns: pd.DataFrame, segment_s: float = SEGMENT_S) -> pd.DataFrame:
+                         turns: pd.DataFrame, segment_s: float = SEGMENT_S,
+                         durations: pd.DataFrame | None = None) -> pd.DataFrame:
     """Ruptures (client turns with a rupture code) by type, resolutions and repaired ruptures per segment of
-    ``segment_s`` seconds of every timed session, empty segments included."""
-    durations = session_durations(turns)
+    ``segment_s`` seconds of every timed session, empty segments included.  ``durations``: the
+    :func:`session_durations` of ``turns``, when the caller has them already."""
+    durations = session_durations(turns) if durations is None else durations
     n_of = {d.transcript_id: max(1, math.ceil(d.duration_s / segment_s))
             for d in durations.itertuples(index=False) if not _missing(d.duration_s)}
     repaired = set(sequences.loc[sequences["status"] == "repaired", "rupture_turn_id"])
 
-    def counts(markers: pd.DataFrame) -> dict:
-        m = markers[markers["transcript_id"].isin(list(n_of)) & markers["time_s"].notna()]
+    def counts(markers: pd.DataFrame, columns: dict) -> dict:
+        """Per (transcript, segment): the sums of ``columns`` (name: a per-marker array), counted once for all."""
+        keep = (markers["transcript_id"].isin(list(n_of)) & markers["time_s"].notna()).to_numpy(dtype=bool)
+        if not keep.any():
+            return {}
+        m = markers[keep]
         last = m["transcript_id"].map(n_of).to_numpy(dtype=float) - 1
-        k = np.minimum((m["time_s"] // segment_s).to_numpy(), last).astype(int) if len(m) else np.array([], int)
-        m = m.assign(k=k)
-        return {key: g for key, g in m.groupby(["transcript_id", "k"])}
+        k = np.minimum((m["time_s"] // segment_s).to_numpy(), last).astype(int)
+        frame = pd.DataFrame({"transcript_id": m["transcript_id"].to_numpy(object), "k": k,
+                              **{c: v[keep] for c, v in columns.items()}})
+        sums = frame.groupby(["transcript_id", "k"], sort=False).sum()
+        return {key: tuple(int(x) for x in row) for key, row in zip(sums.index, sums.to_numpy(), strict=True)}
 
-    rup, res = counts(ruptures), counts(resolutions)
-    empty = ruptures.iloc[0:0]
+    types = ruptures["type"]
+    rup = counts(ruptures, {
+        "withdrawal": types.str.contains("withdrawal").fillna(False).to_numpy(dtype=int),
+        "confrontation": types.str.contains("confrontation").fillna(False).to_numpy(dtype=int),
+        "ruptures": np.ones(len(ruptures), dtype=int),
+        "repaired": np.fromiter((t in repaired for t in ruptures["turn_id"]), dtype=int, count=len(ruptures))})
+    res = counts(resolutions, {"resolutions": np.ones(len(resolutions), dtype=int)})
     rows = []
     for d in durations.itertuples(index=False):
         if d.transcript_id not in n_of:
             continue
         for k in range(n_of[d.transcript_id]):
-            here = rup.get((d.transcript_id, k), empty)
-            types = here["type"]
+            w, c, n, fixed = rup.get((d.transcript_id, k), (0, 0, 0, 0))
             rows.append({"case": d.case, "session": d.session, "segment": k + 1, "from_s": k * segment_s,
                          "to_s": min((k + 1) * segment_s, max(d.duration_s, k * segment_s)),
-                         "withdrawal": int(types.str.contains("withdrawal").sum()) if len(here) else 0,
-                         "confrontation": int(types.str.contains("confrontation").sum()) if len(here) else 0,
-                         "ruptures": len(here), "resolutions": len(res.get((d.transcript_id, k), empty)),
-                         "repaired": sum(t in repaired for t in here["turn_id"])})
+                         "withdrawal": w, "confrontation": c, "ruptures": n,
+                         "resolutions": res.get((d.transcript_id, k), (0,))[0], "repaired": fixed})
     return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
 
 

@@ -252,11 +252,13 @@ def sequence_sources(codes: pd.DataFrame) -> list[str]:
 
 def compute_sequences(codes: pd.DataFrame, turns: pd.DataFrame, source: str, window_s: float) -> Sequences:
     mine = codes[codes["coder"] == source]
-    rup = seq.rupture_markers(mine, turns)
-    res = seq.resolution_markers(mine, turns)
+    timed = seq.timed_session_turns(turns)  # once, for every step below
+    durations = seq.session_durations(turns, timed)
+    rup = seq.rupture_markers(mine, turns, timed)
+    res = seq.resolution_markers(mine, turns, timed)
     s = seq.repair_sequences(rup, res, window_s)
-    return Sequences(source, rup, res, s, seq.resolution_summary(s, res, seq.session_durations(turns)),
-                     seq.ruptures_per_segment(rup, res, s, turns))
+    return Sequences(source, rup, res, s, seq.resolution_summary(s, res, durations),
+                     seq.ruptures_per_segment(rup, res, s, turns, durations=durations))
 
 
 def repair_summary_table(runs: list[Sequences]) -> pd.DataFrame:
@@ -340,6 +342,27 @@ def recall_codes(codes: pd.DataFrame, unit_id: str) -> tuple[list[str], str]:
     return sorted({c for c in mine.loc[mine["coder"] == src, "code_id"] if c.startswith("recall.")}), src
 
 
+def recall_codes_by_unit(codes: pd.DataFrame) -> dict[str, tuple[list[str], str]]:
+    """:func:`recall_codes` for every coded recall at once: ``{unit_id: (recall codes, whose)}``.  A recall
+    without any code is not in it; its answer is ``([], AUTO)``."""
+    mine = codes[codes["unit_type"] == "segment"]
+    if mine.empty:
+        return {}
+    unit = mine["unit_id"].to_numpy(object)
+    coder = mine["coder"].to_numpy(object)
+    code = mine["code_id"].to_numpy(object)
+    humans: dict[str, set] = {}
+    for u, c in zip(unit, coder, strict=True):
+        if c not in (AUTO, CONSENSUS):
+            humans.setdefault(u, set()).add(c)
+    whose = {u: CONSENSUS if len(humans.get(u, ())) >= 2 else AUTO for u in dict.fromkeys(unit)}
+    found: dict[str, set] = {u: set() for u in whose}
+    for u, c, k in zip(unit, coder, code, strict=True):
+        if c == whose[u] and isinstance(k, str) and k.startswith("recall."):
+            found[u].add(k)
+    return {u: (sorted(found[u]), whose[u]) for u in whose}
+
+
 def merge_excerpts(*texts: str | None) -> str:
     """The session lines of several excerpts, each once, in session order (lines start ``[h:mm:ss]``)."""
     seen: dict[str, None] = {}
@@ -361,15 +384,16 @@ def both_sides(segments: pd.DataFrame, codes: pd.DataFrame, names: dict[str, str
             "therapist codes by"]
     if "linked_segment_ids" not in segments.columns:
         return pd.DataFrame(columns=cols)
-    seg = segments.set_index("segment_id")
-    by_unit = {u: g for u, g in codes[codes["unit_type"] == "segment"].groupby("unit_id", sort=False)}
+    seg = {r["segment_id"]: r for r in segments.to_dict("records")}
+    by_unit = recall_codes_by_unit(codes)  # every recall's codes, found once
     rows = []
     for c in segments[(segments["participant"] == "client")].itertuples(index=False):
         for t_id in filter(None, str(c.linked_segment_ids or "").split(";")):
-            if t_id not in seg.index:
+            if t_id not in seg:
                 continue
-            t = seg.loc[t_id]
-            (c_codes, c_src), (t_codes, t_src) = recall_codes(by_unit, c.segment_id), recall_codes(by_unit, t_id)
+            t = seg[t_id]
+            c_codes, c_src = by_unit.get(c.segment_id, ([], AUTO))
+            t_codes, t_src = by_unit.get(t_id, ([], AUTO))
             c_yes, t_yes = noticed(c_codes, "client"), noticed(t_codes, "therapist")
             start = max(c.window_start_s, t["window_start_s"])
             end = min(c.window_end_s, t["window_end_s"])
