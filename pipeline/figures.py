@@ -54,12 +54,27 @@ def _key(args: tuple, kwargs: dict) -> str:
 
 
 def _stored_key(path: Path) -> str:
+    """The key in a PNG's ``tEXt`` chunk, read by walking the chunks (Pillow's ``im.text`` decodes the whole
+    image to find text after the pixels, which made checking the cache cost as much as a small drawing)."""
     try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            return im.text.get(_KEY_FIELD, "")
-    except (OSError, ValueError, ImportError):
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return ""
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    return ""
+                size, kind = int.from_bytes(head[:4], "big"), head[4:]
+                if kind == b"tEXt":
+                    name, _, value = f.read(size).partition(b"\0")
+                    if name == _KEY_FIELD.encode("latin-1"):
+                        return value.decode("latin-1")
+                    f.seek(4, 1)  # the CRC
+                elif kind == b"IEND":
+                    return ""
+                else:
+                    f.seek(size + 4, 1)
+    except OSError:
         return ""
 
 

@@ -249,21 +249,32 @@ def _section_sequences(d: WordDoc, data: ReportData, study, turns, segments, fig
 
     primary = next((r for r in data.runs if r.source == data.notes["primary"]), data.runs[0])
     aligned = segments[segments["status"] == "aligned"]
+    # each session's rows, split once; only the columns a timeline draws (its cache key hashes what it gets)
+    rup = _by(primary.ruptures[["transcript_id", "turn_id", "time_s", "type"]], ["transcript_id"])
+    res = _by(primary.resolutions[["transcript_id", "time_s"]], ["transcript_id"])
+    sqs = _by(primary.sequences[["transcript_id", "rupture_turn_id", "rupture_s", "repair_s", "status"]],
+              ["transcript_id"])
+    stops = _by(aligned[["case", "session", "participant", "session_s"]], ["case", "session"])
     d.orientation(False)
     d.heading("Timelines", 2)
     for dur in seq.session_durations(turns).itertuples(index=False):
         if dur.duration_s != dur.duration_s:
             d.para(f"Case {dur.case}, session {dur.session}: no times in the transcript, so no timeline.")
             continue
-        pick = primary.ruptures["transcript_id"] == dur.transcript_id
         fig = figures_dir / f"timeline_{safe_name(dur.case)}_{safe_name(dur.session)}.png"
-        timeline_figure(f"Case {dur.case}, session {dur.session}", dur.duration_s, primary.ruptures[pick],
-                        primary.resolutions[primary.resolutions["transcript_id"] == dur.transcript_id],
-                        primary.sequences[primary.sequences["transcript_id"] == dur.transcript_id],
-                        aligned[(aligned["case"] == dur.case) & (aligned["session"] == dur.session)], fig)
+        timeline_figure(f"Case {dur.case}, session {dur.session}", dur.duration_s, rup(dur.transcript_id),
+                        res(dur.transcript_id), sqs(dur.transcript_id), stops(dur.case, dur.session), fig)
         written.append(fig)
         d.figure(fig, f"Case {dur.case}, session {dur.session}: rupture markers, resolution strategies (lines: "
                       "rupture to its repair) and the IPR stops, from the automatic suggestions")
+
+
+def _by(df: pd.DataFrame, keys: list[str]):
+    """``pick(*key)``: the rows of ``df`` with that key (in their order), the table split once."""
+    groups = {k if len(keys) > 1 else (k,): g for k, g in df.groupby(
+        keys if len(keys) > 1 else keys[0], sort=False)} if len(df) else {}
+    empty = df.iloc[0:0]
+    return lambda *key: groups.get(key, empty)
 
 
 def _section_both_sides(d: WordDoc, out, data: ReportData) -> None:

@@ -424,9 +424,10 @@ class WordDoc:
             aspect = im.height / im.width
         if width * aspect > max_height_cm:  # a tall figure keeps to a page, with its caption
             width = max_height_cm / aspect
-        self.doc.add_picture(str(path), width=Cm(width))
-        self.doc.paragraphs[-1].alignment = WD_ALIGN_PARAGRAPH.CENTER
-        self.doc.paragraphs[-1].paragraph_format.keep_with_next = True
+        p = self.doc.add_paragraph()  # as Document.add_picture does, keeping the paragraph (doc.paragraphs
+        p.add_run().add_picture(str(path), width=Cm(width))  # lists every paragraph of the document)
+        p.alignment = WD_ALIGN_PARAGRAPH.CENTER
+        p.paragraph_format.keep_with_next = True
         self.caption(caption, "Figure")
 
     def save(self, path: Path) -> None:
