@@ -92,15 +92,22 @@ def transcripts_table(turns: pd.DataFrame) -> pd.DataFrame:
     """One row per transcript: what it is, how long, how much text."""
     cols = ["transcript_id", "case", "session", "kind", "participant", "turns", "words", "pages", "duration"]
     rows = []
-    for tid, g in turns.groupby("transcript_id", sort=True):
-        words = int(word_count(g["text"]).sum())
-        times = pd.concat([g["start_s"], g["end_s"]]).astype("float64")
-        first = g.iloc[0]
+    if not len(turns):
+        return pd.DataFrame(rows, columns=cols)
+    # per transcript, computed once for the whole table: words, turns, the last time, the first row
+    per = turns.assign(_words=word_count(turns["text"]),
+                       _last=turns[["start_s", "end_s"]].astype("float64").max(axis=1)).groupby(
+        "transcript_id", sort=True)
+    n_words, n_turns, last = per["_words"].sum(), per.size(), per["_last"].max()
+    firsts = turns.drop_duplicates("transcript_id").set_index("transcript_id")
+    for tid in n_turns.index:
+        words = int(n_words[tid])
+        first = firsts.loc[tid]
         rows.append({"transcript_id": tid, "case": first["case"], "session": first["session"],
                      "kind": "session" if first["kind"] == "session" else "IPR interview",
                      "participant": first["participant"] if first["kind"] == "ipr" else "",
-                     "turns": len(g), "words": words, "pages": round(words / WORDS_PER_PAGE, 1),
-                     "duration": format_time(times.max()) if times.notna().any() else ""})
+                     "turns": int(n_turns[tid]), "words": words, "pages": round(words / WORDS_PER_PAGE, 1),
+                     "duration": format_time(last[tid]) if last[tid] == last[tid] else ""})
     return pd.DataFrame(rows, columns=cols)
 
 
