@@ -6,11 +6,14 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def demo_study(tmp_path) -> Path:
-    """A copy of the repository's demo study, to run the pipeline on without touching the repository."""
-    root = tmp_path / "study"
+def copy_demo(root: Path) -> Path:
+    """A copy of the repository's demo study at ``root``, to run the pipeline on without touching the repository."""
     shutil.copytree(REPO / "data" / "raw", root / "data" / "raw")
     shutil.copytree(REPO / "codebooks", root / "codebooks")
     shutil.copy(REPO / "study.toml", root / "study.toml")
     return root
+
+
+@pytest.fixture
+def demo_study(tmp_path) -> Path:
+    return copy_demo(tmp_path / "study")

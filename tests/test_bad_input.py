@@ -25,10 +25,10 @@ import openpyxl
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import REPO, copy_demo
 
 from pipeline.cli import main
 
-REPO = Path(__file__).resolve().parent.parent
 RAW = "data/raw"
 CODED = "data/coded"
 
@@ -42,9 +42,7 @@ def analyze(root: Path):
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("analysed") / "study"
-    shutil.copytree(REPO / "data" / "raw", root / "data" / "raw")
-    shutil.copytree(REPO / "codebooks", root / "codebooks")
-    shutil.copy(REPO / "study.toml", root / "study.toml")
+    copy_demo(root)
     result = analyze(root)
     assert result.exit_code == 0, result.output
     return root

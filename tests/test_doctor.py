@@ -8,11 +8,11 @@ from pathlib import Path
 import openpyxl
 import pytest
 from click.testing import CliRunner
+from conftest import copy_demo
 from test_bad_input import CASES, LINE_COUNTS, snapshot
 
 from pipeline.cli import main
 
-REPO = Path(__file__).resolve().parent.parent
 AREAS = ("settings", "transcripts", "codebook", "coders' workbooks", "de-identification")
 # one or two bad inputs of every area (the whole list is run against `ipr analyze` in test_bad_input.py)
 SOME_CASES = ["empty txt", "password-protected docx", "truncated docx", "a file named neither way",
@@ -24,13 +24,6 @@ SOME_CASES = ["empty txt", "password-protected docx", "truncated docx", "a file 
 
 def doctor(root: Path):
     return CliRunner().invoke(main, ["doctor", "--study", str(root)])
-
-
-def copy_demo(root: Path) -> Path:
-    shutil.copytree(REPO / "data" / "raw", root / "data" / "raw")
-    shutil.copytree(REPO / "codebooks", root / "codebooks")
-    shutil.copy(REPO / "study.toml", root / "study.toml")
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import csv
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import REPO
+from conftest import REPO, copy_demo
 from docx import Document
 from openpyxl import load_workbook
 
@@ -25,12 +25,9 @@ DESIGN_COLUMNS = {
 
 @pytest.fixture(scope="module")
 def analyzed(tmp_path_factory):
-    import shutil
 
     root = tmp_path_factory.mktemp("e2e") / "study"
-    shutil.copytree(REPO / "data" / "raw", root / "data" / "raw")
-    shutil.copytree(REPO / "codebooks", root / "codebooks")
-    shutil.copy(REPO / "study.toml", root / "study.toml")
+    copy_demo(root)
     result = CliRunner().invoke(main, ["analyze", "--study", str(root)])
     assert result.exit_code == 0, result.output
     tables = {name: pd.read_parquet(root / "data" / "interim" / f"{name}.parquet") for name in DESIGN_COLUMNS}

@@ -4,17 +4,15 @@ codes.parquet, in the re-exported workbooks and in agreement figures equal to a 
 
 import shutil
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import copy_demo
 from openpyxl import load_workbook
 
 from pipeline.cli import main
 from pipeline.codebook import load_codebook
-
-REPO = Path(__file__).resolve().parent.parent
 
 AGREEMENT_COLUMNS = ["code_id", "units", "coders", "percent_agreement", "cohen_kappa", "krippendorff_alpha",
                      "positive_agreement"]
@@ -71,9 +69,7 @@ def _code(path, sheet, plan: dict, sort_by=None, add_column=None, hide=None):
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("roundtrip") / "study"
-    shutil.copytree(REPO / "data" / "raw", root / "data" / "raw")
-    shutil.copytree(REPO / "codebooks", root / "codebooks")
-    shutil.copy(REPO / "study.toml", root / "study.toml")
+    copy_demo(root)
     result = _invoke("analyze", "--study", str(root))
     assert result.exit_code == 0, result.output
     coded = root / "data" / "coded"

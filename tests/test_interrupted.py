@@ -24,11 +24,11 @@ import openpyxl
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import copy_demo
 
 from pipeline.cli import main
 from pipeline.files import atomic_path, remove_stale_temps, write_text
 
-REPO = Path(__file__).resolve().parent.parent
 KILL_AT_WRITE = (1, 5, 12, 20)  # kill as the run begins its 1st, 3rd ... output: tables, workbooks, report
 CODER_BOOK = "data/coded/coder_a/D01_S3_session.xlsx"
 CODE = "rupture.withdrawal.denial"
@@ -102,9 +102,7 @@ def start(root: Path) -> subprocess.Popen:
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("killed") / "study"
-    shutil.copytree(REPO / "data" / "raw", root / "data" / "raw")
-    shutil.copytree(REPO / "codebooks", root / "codebooks")
-    shutil.copy(REPO / "study.toml", root / "study.toml")
+    copy_demo(root)
     result = CliRunner().invoke(main, ["analyze", "--study", str(root)])
     assert result.exit_code == 0, result.output
     return root

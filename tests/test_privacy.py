@@ -28,11 +28,11 @@ import openpyxl
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import copy_demo
 
 from pipeline.cli import main
 from pipeline.xlsx import EXCEL_CELL_LIMIT
 
-REPO = Path(__file__).resolve().parent.parent
 KEY = "name,pseudonym\nMaria Ruiz,Therapist-D02\nJonas Weber,Client-D01\n"
 REAL = ["maria", "ruiz", "jonas", "weber"]  # every part of every real name, matched as whole words in any case
 EMAIL = "jonas.weber@example.org"
@@ -44,13 +44,6 @@ LONG_WORDS = 7000  # a turn of about 40,000 characters: more than a spreadsheet 
 
 def analyze(root: Path):
     return CliRunner().invoke(main, ["analyze", "--study", str(root)])
-
-
-def copy_demo(root: Path) -> Path:
-    shutil.copytree(REPO / "data" / "raw", root / "data" / "raw")
-    shutil.copytree(REPO / "codebooks", root / "codebooks")
-    shutil.copy(REPO / "study.toml", root / "study.toml")
-    return root
 
 
 def plant(root: Path) -> None:
