@@ -86,15 +86,14 @@ def run_align(study: Study, log: RunLog):
     if not all(p.exists() for p in inputs):
         _table(study, "turns", "ingest")  # says what to run first
     key = sha256_text(__version__, repr(study.settings.window_s), *(sha256_file(p) for p in inputs))
-    state_path = study.interim / "align_state.json"
-    state = _json(state_path)
-    if state.get("key") == key and all(p.exists() for p in outputs):  # the same turns and stops: the same segments
-        result = Aligned(pd.read_parquet(outputs[0]), pd.read_parquet(outputs[1]), state.get("warnings", []))
+    before = _done_before(study, "align", key, outputs)
+    if before is not None:  # the same turns and stops: the same segments
+        result = Aligned(pd.read_parquet(outputs[0]), pd.read_parquet(outputs[1]), before.get("warnings", []))
     else:
         result = align(pd.read_parquet(inputs[0]), pd.read_parquet(inputs[1]), study.settings.window_s)
         write_parquet(result.segments, outputs[0])
         write_parquet(result.summary, outputs[1])
-        write_text(state_path, json.dumps({"key": key, "warnings": result.warnings}))
+        _done(study, "align", key, warnings=result.warnings)
     log.warn(result.warnings)
     return result
 
@@ -105,6 +104,18 @@ def _json(path: Path) -> dict:
         return json.loads(path.read_text()) if path.exists() else {}
     except ValueError:
         return {}
+
+
+def _done_before(study: Study, step: str, key: str, outputs) -> dict | None:
+    """What ``step`` kept when it last ran from inputs with this ``key``, if every output it made is still there:
+    then its work need not be done again.  None when it must be."""
+    state = _json(study.interim / f"{step}_state.json")
+    return state if state.get("key") == key and all(Path(p).exists() for p in outputs) else None
+
+
+def _done(study: Study, step: str, key: str, **kept) -> None:
+    """Record that ``step`` ran from inputs with this ``key`` (written last, after its outputs)."""
+    write_text(study.interim / f"{step}_state.json", json.dumps({"key": key, **kept}))
 
 
 def read_coders(study: Study, codebook):
@@ -186,12 +197,11 @@ def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=
     entries = read_coders(study, codebook) if entries is None else entries
     # What every workbook shows comes from these (a coder's own entries never call for a rewrite): when none of
     # them changed and every workbook is there, there is nothing to do, not even a digest per transcript.
-    state_path = study.interim / "export_state.json"
     inputs = [study.interim / n for n in ("turns.parquet", "segments.parquet", "code_state.json")]
     key = sha256_text(__version__, codebook.digest, repr(study.settings.blind), json.dumps(study.coders()),
                       *(sha256_file(p) if p.exists() else "" for p in inputs))
-    state = _json(state_path)
-    if state.get(EXPORT_KEY) == key and all((study.root / k).exists() for k in state if k != EXPORT_KEY):
+    workbooks = [study.root / w for w in _json(study.interim / "export_state.json")]
+    if _done_before(study, "workbooks", key, workbooks) is not None:
         return []
     turns = _table(study, "turns", "ingest")
     segments = _table(study, "segments", "align")
@@ -199,11 +209,8 @@ def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=
     kinds = dict(zip(turns["transcript_id"], turns["kind"], strict=True))
     written = export(study, kinds, turns, segments, codes, codebook, entries, progress=progress)
     _remember_uncoded(study, written)
-    write_text(state_path, json.dumps(_json(state_path) | {EXPORT_KEY: key}, indent=1, sort_keys=True))
+    _done(study, "workbooks", key)
     return written
-
-
-EXPORT_KEY = "(inputs)"  # in export_state.json: the key of everything the workbooks were written from
 
 
 def _remember_uncoded(study: Study, written: list[Path]) -> None:
@@ -304,14 +311,12 @@ def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
     write_text(study.interim / "run.json", json.dumps(
         {"started": log.started, "inputs": log.inputs, "warnings": log.warnings}, indent=1))
     key = _report_key(study, codebook, log)
-    state = study.interim / "report_state.json"
-    outputs = [study.reports / "summary.docx", study.reports / "tables.xlsx"]
-    if not (state.exists() and state.read_text() == key and all(p.exists() for p in outputs)):
+    if _done_before(study, "report", key, [study.reports / "summary.docx", study.reports / "tables.xlsx"]) is None:
         run_report(study, log, codebook)
         from .agreement import update_tables_xlsx
 
         update_tables_xlsx(study, only_missing=True)  # the agreement sheets, when the report did not write them
-        write_text(state, key)
+        _done(study, "report", key)
     timed("report")
     check_for_leaks(study)
     write_text(study.interim / "run.json", json.dumps(
