@@ -219,7 +219,7 @@ def _remember_uncoded(study: Study, written: list[Path]) -> None:
     state_path, table = study.interim / "workbook_state.json", study.interim / "coder_entries.parquet"
     if not written or not state_path.exists() or not table.exists():
         return
-    state = json.loads(state_path.read_text())
+    state = _json(state_path)
     coded = set(pd.read_parquet(table, columns=["workbook"])["workbook"])
     for path in written:
         rel = relative(path, study)
