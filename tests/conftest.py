@@ -17,3 +17,24 @@ def copy_demo(root: Path) -> Path:
 @pytest.fixture
 def demo_study(tmp_path) -> Path:
     return copy_demo(tmp_path / "study")
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory) -> Path:
+    """The demo study after one `ipr analyze`, once per test module."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    root = copy_demo(tmp_path_factory.mktemp("analysed") / "study")
+    result = CliRunner().invoke(main, ["analyze", "--study", str(root)])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.fixture
+def study(analysed, tmp_path) -> Path:
+    """A copy of the analysed demo study, for one test to change."""
+    root = tmp_path / "study"
+    shutil.copytree(analysed, root)
+    return root

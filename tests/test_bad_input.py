@@ -16,7 +16,6 @@ import hashlib
 import io
 import random
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import openpyxl
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, copy_demo
+from conftest import REPO
 
 from pipeline.cli import main
 
@@ -37,22 +36,6 @@ CODED = "data/coded"
 
 def analyze(root: Path):
     return CliRunner().invoke(main, ["analyze", "--study", str(root)])
-
-
-@pytest.fixture(scope="module")
-def analysed(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("analysed") / "study"
-    copy_demo(root)
-    result = analyze(root)
-    assert result.exit_code == 0, result.output
-    return root
-
-
-@pytest.fixture
-def study(analysed, tmp_path) -> Path:
-    root = tmp_path / "study"
-    shutil.copytree(analysed, root)
-    return root
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import openpyxl
@@ -24,21 +23,6 @@ SOME_CASES = ["empty txt", "password-protected docx", "truncated docx", "a file 
 
 def doctor(root: Path):
     return CliRunner().invoke(main, ["doctor", "--study", str(root)])
-
-
-@pytest.fixture(scope="module")
-def analysed(tmp_path_factory) -> Path:
-    root = copy_demo(tmp_path_factory.mktemp("doctor") / "study")
-    result = CliRunner().invoke(main, ["analyze", "--study", str(root)])
-    assert result.exit_code == 0, result.output
-    return root
-
-
-@pytest.fixture
-def study(analysed, tmp_path) -> Path:
-    root = tmp_path / "study"
-    shutil.copytree(analysed, root)
-    return root
 
 
 def test_a_good_study_is_ok_in_every_area_and_nothing_is_written(study):

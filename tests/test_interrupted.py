@@ -23,10 +23,7 @@ import docx
 import openpyxl
 import pandas as pd
 import pytest
-from click.testing import CliRunner
-from conftest import copy_demo
 
-from pipeline.cli import main
 from pipeline.files import atomic_path, remove_stale_temps, write_text
 
 KILL_AT_WRITE = (1, 5, 12, 20)  # kill as the run begins its 1st, 3rd ... output: tables, workbooks, report
@@ -97,15 +94,6 @@ def _default_sigint():
 def start(root: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pipeline", "analyze", "--study", str(root)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root, preexec_fn=_default_sigint)
-
-
-@pytest.fixture(scope="module")
-def analysed(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("killed") / "study"
-    copy_demo(root)
-    result = CliRunner().invoke(main, ["analyze", "--study", str(root)])
-    assert result.exit_code == 0, result.output
-    return root
 
 
 def kill_at_write(root: Path, k: int) -> bool:
