@@ -444,21 +444,18 @@ _WORK: tuple = ()
 
 
 def _code_all(comp: Compiled, todo: list[tuple[Unit, set[int]]]) -> list[tuple]:
-    import multiprocessing as mp
-    import os
-    from concurrent.futures import ProcessPoolExecutor
+    from .parallel import can_fork, cores, pool
 
     global _WORK
     shared_nlp()  # loaded before the fork, so the workers have it
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if len(todo) < PARALLEL_FROM or cores < 2 or "fork" not in mp.get_all_start_methods():
+    if len(todo) < PARALLEL_FROM or not can_fork():
         return _code_units(comp, todo)
-    n = min(cores, 4)
+    n = min(cores(), 4)
     bounds = [(len(todo) * i // n, len(todo) * (i + 1) // n) for i in range(n)]
     _WORK = (comp, todo)
     try:
-        with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("fork")) as pool:
-            return [row for part in pool.map(_code_slice, bounds) for row in part]
+        with pool(n) as workers:
+            return [row for part in workers.map(_code_slice, bounds) for row in part]
     finally:
         _WORK = ()
 

@@ -35,6 +35,9 @@ class InputError(Exception):
         self.problems = [problems] if isinstance(problems, Problem) else list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self):  # raised in a worker process, it arrives in the parent with its problems intact
+        return InputError, (self.problems,)
+
 
 def problem(file: str | Path, message: str, where: str = "", hint: str = "") -> InputError:
     """Shorthand for raising a single problem: ``raise problem(path, "empty file", hint="...")``."""

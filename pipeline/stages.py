@@ -304,27 +304,38 @@ def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
     timed("align")
     run_code(study, log, codebook, entries)
     timed("code")
-    run_export(study, log, codebook, entries, progress=progress)
-    timed("export")
     run_agreement(study, log, codebook, entries, tables=False)
     timed("agreement")
     write_text(study.interim / "run.json", json.dumps(
         {"started": log.started, "inputs": log.inputs, "warnings": log.warnings}, indent=1))
+    # The report and the workbooks are made from the same tables and never read each other: the report is
+    # made in a second process while this one writes the workbooks.
     key = _report_key(study, codebook, log)
-    if _done_before(study, "report", key, [study.reports / "summary.docx", study.reports / "tables.xlsx"]) is None:
-        run_report(study, log, codebook)
-        from .agreement import update_tables_xlsx
+    report_done = [study.reports / "summary.docx", study.reports / "tables.xlsx"]
+    from .parallel import beside
 
-        update_tables_xlsx(study, only_missing=True)  # the agreement sheets, when the report did not write them
-        _done(study, "report", key)
-    timed("report")
+    with beside(_make_report if _done_before(study, "report", key, report_done) is None else None,
+                 study, log, codebook, key) as report:
+        run_export(study, log, codebook, entries, progress=progress)
+        timed("export")
+    log.timings["report"] = report.seconds
     check_for_leaks(study)
+    log.timings["elapsed"] = round(time.time() - began, 3)  # less than the sum: export and report overlap
     write_text(study.interim / "run.json", json.dumps(
         {"started": log.started, "inputs": log.inputs, "warnings": log.warnings, "timings": log.timings}, indent=1))
     from .files import remove_stale_temps
 
     remove_stale_temps((study.interim, study.coded, study.reports), began)  # what a killed run left behind
     return log
+
+
+def _make_report(study: Study, log: RunLog, codebook, key: str) -> None:
+    """The report, its tables' agreement sheets and its state."""
+    from .agreement import update_tables_xlsx
+
+    run_report(study, log, codebook)
+    update_tables_xlsx(study, only_missing=True)  # the agreement sheets, when the report did not write them
+    _done(study, "report", key)
 
 
 def check_entries_for_names(study: Study, entries) -> None:

@@ -1,13 +1,25 @@
-"""Both cores: forked coding gives what one process gives; forked workers write whole workbooks."""
+"""Both cores: forked coding gives what one process gives; forked workers write whole workbooks; a job run
+beside the run (the report) is waited for, its errors arrive whole, and it dies with its parent."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
 import pipeline.coding
 import pipeline.export
+import pipeline.parallel
 from pipeline.cli import main
 from pipeline.codebook import load_codebook
+from pipeline.errors import InputError, Problem
+from pipeline.parallel import beside
 
 
 def test_forked_coding_equals_one_process(demo_study, monkeypatch):
@@ -30,3 +42,70 @@ def test_workbooks_written_by_forked_workers_hold_every_unit(demo_study, tmp_pat
     rows = list(wb["Turns"].iter_rows(values_only=True))
     turns = pd.read_parquet(demo_study / "data" / "interim" / "turns.parquet")
     assert [r[0] for r in rows[1:]] == list(turns[turns["transcript_id"] == "D02_S5_session"]["turn_id"])
+
+
+# --- a job beside the run (the report while the workbooks are written) -------------------------------------
+
+def _write(path, text):
+    path.write_text(text)
+
+
+def _fail(file):
+    raise InputError([Problem(file, "is not a codebook", "line 3", "fix it"), Problem(file, "second problem")])
+
+
+def test_a_job_beside_the_block_runs_while_it_runs_and_is_waited_for(tmp_path):
+    out = tmp_path / "report.txt"
+    with beside(_write, out, "made in another process") as job:
+        assert job.process is not None  # on this machine (two cores, Linux): really forked
+        assert os.getpid() != job.process.pid
+    assert out.read_text() == "made in another process"
+    assert not job.process.is_alive()
+
+
+def test_an_input_error_of_the_job_arrives_whole():
+    with pytest.raises(InputError) as raised, beside(_fail, "codebooks/x.yaml"):
+        pass
+    assert [str(p) for p in raised.value.problems] == [
+        "codebooks/x.yaml, line 3: is not a codebook (fix it)", "codebooks/x.yaml: second problem"]
+
+
+def test_without_a_second_core_the_job_runs_after_the_block(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline.parallel, "cores", lambda: 1)
+    out = tmp_path / "report.txt"
+    with beside(_write, out, "here") as job:
+        assert job.process is None and not out.exists()
+    assert out.read_text() == "here"
+
+
+KILLED_PARENT = """
+import sys, time
+from pipeline.parallel import beside
+with beside(time.sleep, 60) as job:
+    print(job.process.pid, flush=True)
+    time.sleep(60)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Alive, and not a zombie waiting for a busy init to reap it."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "(zombie)" not in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+def test_a_killed_run_leaves_no_worker_behind():
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_PARENT], stdout=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    assert _running(child)  # alive while its parent is
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    for _ in range(200):
+        if not _running(child):
+            return
+        time.sleep(0.02)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the forked worker outlived its killed parent")
