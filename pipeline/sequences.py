@@ -50,15 +50,24 @@ def _markers(codes: pd.DataFrame, turns: pd.DataFrame, prefix: str, role: str,
              timed: pd.DataFrame | None = None) -> pd.DataFrame:
     timed = timed_session_turns(turns) if timed is None else timed
     hits = codes[(codes["unit_type"] == "turn") & codes["code_id"].str.startswith(prefix)]
-    hits = hits[hits["unit_id"].isin(timed.loc[timed["role"] == role, "turn_id"])]
+    hits = hits[member(hits["unit_id"], timed.loc[timed["role"] == role, "turn_id"])]
     if hits.empty:
         return pd.DataFrame(columns=MARKER_COLUMNS).astype({"seq": "int64", "time_s": "float64"})
-    per_turn = hits.groupby("unit_id")["code_id"].agg(lambda s: ";".join(sorted(set(s))))
-    t = timed[timed["turn_id"].isin(per_turn.index)].copy()
-    t["codes"] = t["turn_id"].map(per_turn)
+    per_turn: dict[str, set[str]] = {}
+    for unit, code in zip(hits["unit_id"].tolist(), hits["code_id"].tolist(), strict=True):
+        per_turn.setdefault(unit, set()).add(code)
+    t = timed[member(timed["turn_id"], per_turn)].copy()
+    t["codes"] = [";".join(sorted(per_turn[u])) for u in t["turn_id"].tolist()]
     t["type"] = t["codes"].map(rupture_type) if prefix == "rupture." else "resolution"
     t = t.sort_values(["case", "session", "transcript_id", "seq"])
     return t[MARKER_COLUMNS].reset_index(drop=True).astype({"seq": "int64", "time_s": "float64"})
+
+
+def member(column: pd.Series, values) -> np.ndarray:
+    """``column.isin(values)`` for a column of IDs.  pandas checks arrow-backed text against ``values`` by making
+    each value an arrow scalar first, which for thousands of IDs cost more than the rest of a table."""
+    allowed = set(values.tolist() if isinstance(values, pd.Series | pd.Index) else values)
+    return np.fromiter((v in allowed for v in column.tolist()), dtype=bool, count=len(column))
 
 
 def rupture_type(codes: str) -> str:
@@ -127,38 +136,44 @@ def resolution_summary(sequences: pd.DataFrame, resolutions: pd.DataFrame | None
     of the ruptures whose time is known) and the median and mean time to repair.  ``sessions`` (columns ``case,
     session``) adds the sessions without any rupture or resolution, with zeros."""
     resolutions = resolutions if resolutions is not None else pd.DataFrame(columns=MARKER_COLUMNS)
-    keys = sorted(set(zip(sequences["case"], sequences["session"], strict=True))
-                  | set(zip(resolutions["case"], resolutions["session"], strict=True))
-                  | (set(zip(sessions["case"], sessions["session"], strict=True)) if sessions is not None
-                     else set()))
-    # each session's rows, found once (not by filtering the whole table once per session)
-    seq_of = {k: g for k, g in sequences.groupby(["case", "session"], sort=False)} if len(sequences) else {}
+    keys = sorted(_sessions(sequences) | _sessions(resolutions) | (_sessions(sessions) if sessions is not None
+                                                                    else set()))
+    # the columns as lists, each session's rows found once (filtering a frame per session cost more than the rest)
+    per: dict[tuple, list[tuple]] = {}
+    rows_all = list(zip(sequences["case"].tolist(), sequences["session"].tolist(), sequences["status"].tolist(),
+                        sequences["rupture_type"].tolist(), sequences["time_to_repair_s"].tolist(), strict=True))
+    for r in rows_all:
+        per.setdefault(r[:2], []).append(r[2:])
     n_res = resolutions.groupby(["case", "session"], sort=False).size().to_dict() if len(resolutions) else {}
-    empty = sequences.iloc[0:0]
     rows = []
     for case, session in keys + [(ALL, "")]:
         if case == ALL:
             if len(keys) < 2:
                 break
-            rows.append(_summary_row(case, session, sequences, len(resolutions)))
+            rows.append(_summary_row(case, session, [r[2:] for r in rows_all], len(resolutions)))
         else:
-            rows.append(_summary_row(case, session, seq_of.get((case, session), empty),
+            rows.append(_summary_row(case, session, per.get((case, session), []),
                                      int(n_res.get((case, session), 0))))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def _summary_row(case, session, s: pd.DataFrame, n_resolutions: int) -> dict:
-    timed = s[s["status"] != "no_time"]
-    repaired = s[s["status"] == "repaired"]
-    ttr = repaired["time_to_repair_s"]
+def _sessions(df: pd.DataFrame) -> set[tuple]:
+    """The (case, session) pairs of a table."""
+    return set(zip(df["case"].tolist(), df["session"].tolist(), strict=True))
+
+
+def _summary_row(case, session, s: list[tuple[str, str, float]], n_resolutions: int) -> dict:
+    """The summary of one session's ruptures, ``s``: (status, rupture type, time to repair) each."""
+    n_timed = sum(status != "no_time" for status, _, _ in s)
+    ttr = np.array([t for status, _, t in s if status == "repaired"], dtype="float64")
     return {
         "case": case, "session": session, "ruptures": len(s),
-        "withdrawal": int(s["rupture_type"].str.contains("withdrawal").sum()),
-        "confrontation": int(s["rupture_type"].str.contains("confrontation").sum()),
-        "resolutions": n_resolutions, "repaired": len(repaired),
-        "resolution_rate": round(len(repaired) / len(timed), 3) if len(timed) else math.nan,
-        "median_time_to_repair_s": float(ttr.median()) if len(ttr) else math.nan,
-        "mean_time_to_repair_s": round(float(ttr.mean()), 1) if len(ttr) else math.nan,
+        "withdrawal": sum("withdrawal" in kind for _, kind, _ in s),
+        "confrontation": sum("confrontation" in kind for _, kind, _ in s),
+        "resolutions": n_resolutions, "repaired": len(ttr),
+        "resolution_rate": round(len(ttr) / n_timed, 3) if n_timed else math.nan,
+        "median_time_to_repair_s": float(np.median(ttr)) if len(ttr) else math.nan,
+        "mean_time_to_repair_s": round(float(np.mean(ttr)), 1) if len(ttr) else math.nan,
     }
 
 
@@ -182,11 +197,11 @@ def ruptures_per_segment(ruptures: pd.DataFrame, resolutions: pd.DataFrame, sequ
     durations = session_durations(turns) if durations is None else durations
     n_of = {d.transcript_id: max(1, math.ceil(d.duration_s / segment_s))
             for d in durations.itertuples(index=False) if not _missing(d.duration_s)}
-    repaired = set(sequences.loc[sequences["status"] == "repaired", "rupture_turn_id"])
+    repaired = set(sequences.loc[sequences["status"] == "repaired", "rupture_turn_id"].tolist())
 
     def counts(markers: pd.DataFrame, columns: dict) -> dict:
         """Per (transcript, segment): the sums of ``columns`` (name: a per-marker array), counted once for all."""
-        keep = (markers["transcript_id"].isin(list(n_of)) & markers["time_s"].notna()).to_numpy(dtype=bool)
+        keep = member(markers["transcript_id"], n_of) & markers["time_s"].notna().to_numpy(dtype=bool)
         if not keep.any():
             return {}
         m = markers[keep]
@@ -202,7 +217,7 @@ def ruptures_per_segment(ruptures: pd.DataFrame, resolutions: pd.DataFrame, sequ
         "withdrawal": types.str.contains("withdrawal").fillna(False).to_numpy(dtype=int),
         "confrontation": types.str.contains("confrontation").fillna(False).to_numpy(dtype=int),
         "ruptures": np.ones(len(ruptures), dtype=int),
-        "repaired": np.fromiter((t in repaired for t in ruptures["turn_id"]), dtype=int, count=len(ruptures))})
+        "repaired": np.fromiter((t in repaired for t in ruptures["turn_id"].tolist()), dtype=int, count=len(ruptures))})
     res = counts(resolutions, {"resolutions": np.ones(len(resolutions), dtype=int)})
     rows = []
     for d in durations.itertuples(index=False):

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from . import sequences as seq
+from .sequences import member
 from .timecode import format_time
 
 WORDS_PER_PAGE = 350
@@ -71,13 +72,24 @@ def _num(x, digits: int = 2) -> str:
 
 
 def word_count(text: pd.Series) -> pd.Series:
-    return text.fillna("").astype(str).str.split().str.len().fillna(0).astype(int)
+    """Words (runs of non-space) per text; none in a missing one."""
+    counts = [len(t.split()) if isinstance(t, str) else 0 if pd.isna(t) else len(str(t).split())
+              for t in text.tolist()]
+    return pd.Series(counts, index=text.index, dtype="int64")
+
+
+def _distinct(values) -> set:
+    """The distinct values of a column (or any iterable): a column's own ``unique`` spares iterating thousands of
+    arrow-backed values one by one."""
+    return set(values.unique() if isinstance(values, pd.Series) else values)
 
 
 # --- the tables ---------------------------------------------------------------------------------------------
 
-def overview(turns: pd.DataFrame) -> pd.DataFrame:
-    words = int(word_count(turns["text"]).sum()) if len(turns) else 0
+def overview(turns: pd.DataFrame, words_per_turn: pd.Series | None = None) -> pd.DataFrame:
+    """What was analysed.  ``words_per_turn``: the :func:`word_count` of the turns, when the caller has it."""
+    words_per_turn = word_count(turns["text"]) if words_per_turn is None else words_per_turn
+    words = int(words_per_turn.sum()) if len(turns) else 0
     return pd.DataFrame([
         ("cases", turns["case"].nunique()),
         ("sessions", turns.loc[turns["kind"] == "session", "transcript_id"].nunique()),
@@ -88,25 +100,27 @@ def overview(turns: pd.DataFrame) -> pd.DataFrame:
     ], columns=["what", "count"])
 
 
-def transcripts_table(turns: pd.DataFrame) -> pd.DataFrame:
-    """One row per transcript: what it is, how long, how much text."""
+def transcripts_table(turns: pd.DataFrame, words_per_turn: pd.Series | None = None) -> pd.DataFrame:
+    """One row per transcript: what it is, how long, how much text.  ``words_per_turn`` as for :func:`overview`."""
     cols = ["transcript_id", "case", "session", "kind", "participant", "turns", "words", "pages", "duration"]
     rows = []
     if not len(turns):
         return pd.DataFrame(rows, columns=cols)
     # per transcript, computed once for the whole table: words, turns, the last time, the first row
-    per = turns.assign(_words=word_count(turns["text"]),
+    words_per_turn = word_count(turns["text"]) if words_per_turn is None else words_per_turn
+    per = turns.assign(_words=words_per_turn,
                        _last=turns[["start_s", "end_s"]].astype("float64").max(axis=1)).groupby(
         "transcript_id", sort=True)
-    n_words, n_turns, last = per["_words"].sum(), per.size(), per["_last"].max()
-    firsts = turns.drop_duplicates("transcript_id").set_index("transcript_id")
-    for tid in n_turns.index:
+    n_words, n_turns, last = per["_words"].sum().to_dict(), per.size(), per["_last"].max().to_dict()
+    firsts = turns.drop_duplicates("transcript_id").set_index("transcript_id")[
+        ["case", "session", "kind", "participant"]].to_dict("index")
+    for tid, n in n_turns.items():
         words = int(n_words[tid])
-        first = firsts.loc[tid]
+        first = firsts[tid]
         rows.append({"transcript_id": tid, "case": first["case"], "session": first["session"],
                      "kind": "session" if first["kind"] == "session" else "IPR interview",
                      "participant": first["participant"] if first["kind"] == "ipr" else "",
-                     "turns": int(n_turns[tid]), "words": words, "pages": round(words / WORDS_PER_PAGE, 1),
+                     "turns": int(n), "words": words, "pages": round(words / WORDS_PER_PAGE, 1),
                      "duration": format_time(last[tid]) if last[tid] == last[tid] else ""})
     return pd.DataFrame(rows, columns=cols)
 
@@ -125,7 +139,7 @@ def alignment_table(alignment: pd.DataFrame) -> pd.DataFrame:
 
 
 def human_coders(codes: pd.DataFrame) -> list[str]:
-    return sorted(set(codes["coder"]) - {AUTO, CONSENSUS})
+    return sorted(_distinct(codes["coder"]) - {AUTO, CONSENSUS})
 
 
 def consensus(codes: pd.DataFrame, min_coders: int = 2) -> pd.DataFrame:
@@ -172,34 +186,38 @@ def coded_units(codes: pd.DataFrame, turns: pd.DataFrame, segments: pd.DataFrame
 
 def _ordered_codes(ids, codebook) -> list[str]:
     order = {c.id: i for i, c in enumerate(codebook.codes)}
-    return sorted(set(ids), key=lambda c: (order.get(c, len(order)), c))
+    return sorted(_distinct(ids), key=lambda c: (order.get(c, len(order)), c))
 
 
 def _ordered_families(fams, codebook) -> list[str]:
     order: dict[str, int] = {}
     for i, c in enumerate(codebook.codes):
         order.setdefault(family(c.id), i)
-    return sorted(set(fams), key=lambda f: (order.get(f, len(order)), f))
+    return sorted(_distinct(fams), key=lambda f: (order.get(f, len(order)), f))
+
+
+def _counts(units: pd.DataFrame, keys: list[str]) -> dict[tuple, int]:
+    """Units per combination of ``keys``, counted in one pass (filtering the table once per cell of a summary
+    took most of its time); a combination without units is not in it."""
+    return units.groupby(keys, sort=False)["unit_id"].count().to_dict() if len(units) else {}
 
 
 def codes_by_code(units: pd.DataFrame, srcs: list[str], codebook) -> pd.DataFrame:
     names = code_names(codebook)
+    counts = _counts(units, ["code_id", "coder"])
     rows = []
     for code_id in _ordered_codes(units["code_id"], codebook):
-        here = units[units["code_id"] == code_id]
-        counts = here.groupby("coder")["unit_id"].count()
         rows.append({"code_id": code_id, "name": names.get(code_id, ""), "family": family(code_id),
-                     **{s: int(counts.get(s, 0)) for s in srcs}})
+                     **{s: counts.get((code_id, s), 0) for s in srcs}})
     return pd.DataFrame(rows, columns=["code_id", "name", "family", *srcs])
 
 
 def codes_by_family(units: pd.DataFrame, srcs: list[str], codebook) -> pd.DataFrame:
+    counts = _counts(units, ["family", "coder"])
     rows = []
     for fam in _ordered_families(units["family"], codebook):
-        here = units[units["family"] == fam]
-        counts = here.groupby("coder")["unit_id"].count()
         rows.append({"family": fam, "name": family_name(fam, codebook),
-                     **{s: int(counts.get(s, 0)) for s in srcs}})
+                     **{s: counts.get((fam, s), 0) for s in srcs}})
     return pd.DataFrame(rows, columns=["family", "name", *srcs])
 
 
@@ -207,30 +225,27 @@ def codes_by_session(units: pd.DataFrame, srcs: list[str], codebook) -> pd.DataF
     """Units per source, case and session (rows: as many as there are sessions), by family (columns)."""
     fams = _ordered_families(units["family"], codebook)
     cols = [FAMILY_SHORT.get(f, f) for f in fams]
+    counts = _counts(units, ["coder", "case", "session", "family"])
     rows = []
-    keys = sorted(set(zip(units["case"], units["session"], strict=True)))
+    keys = sorted(set(zip(units["case"].tolist(), units["session"].tolist(), strict=True)))
     for src in srcs:
-        mine = units[units["coder"] == src]
         for case, session in keys:
-            here = mine[(mine["case"] == case) & (mine["session"] == session)]
-            counts = here.groupby("family")["unit_id"].count()
-            rows.append({"coded by": src, "case": case, "session": session,
-                         **{c: int(counts.get(f, 0)) for f, c in zip(fams, cols, strict=True)},
-                         "all": int(counts.sum())})
+            n = [counts.get((src, case, session, f), 0) for f in fams]
+            rows.append({"coded by": src, "case": case, "session": session, **dict(zip(cols, n, strict=True)),
+                         "all": sum(n)})
     return pd.DataFrame(rows, columns=["coded by", "case", "session", *cols, "all"])
 
 
 def codes_by(units: pd.DataFrame, srcs: list[str], codebook, by: str = "role") -> pd.DataFrame:
     """Units per source and family, spread over the roles (``client turn``, ``therapist recall`` ...)."""
-    units = units.assign(where=units["role"])
-    cols = [r for r in ROLE_ORDER if r in set(units["where"])] + sorted(set(units["where"]) - set(ROLE_ORDER))
+    roles = _distinct(units["role"])
+    cols = [r for r in ROLE_ORDER if r in roles] + sorted(roles - set(ROLE_ORDER))
+    counts = _counts(units, ["coder", "family", "role"])
     rows = []
     for src in srcs:
-        mine = units[units["coder"] == src]
         for fam in _ordered_families(units["family"], codebook):
-            counts = mine[mine["family"] == fam].groupby("where")["unit_id"].count()
-            rows.append({"coded by": src, "family": fam, **{c: int(counts.get(c, 0)) for c in cols},
-                         "all": int(counts.sum())})
+            n = [counts.get((src, fam, c), 0) for c in cols]
+            rows.append({"coded by": src, "family": fam, **dict(zip(cols, n, strict=True)), "all": sum(n)})
     return pd.DataFrame(rows, columns=["coded by", "family", *cols, "all"])
 
 
@@ -254,7 +269,7 @@ class Sequences:
 
 def sequence_sources(codes: pd.DataFrame) -> list[str]:
     """The automatic suggestions, and the coders' consensus when there is one."""
-    return [AUTO] + ([CONSENSUS] if CONSENSUS in set(codes["coder"]) else [])
+    return [AUTO] + ([CONSENSUS] if CONSENSUS in _distinct(codes["coder"]) else [])
 
 
 def compute_sequences(codes: pd.DataFrame, turns: pd.DataFrame, source: str, window_s: float) -> Sequences:
@@ -428,24 +443,23 @@ def exemplars(codes: pd.DataFrame, turns: pd.DataFrame, segments: pd.DataFrame, 
     cols = ["code_id", "name", "coded by", "case", "session", "participant", "unit", "video time", "session time",
             "evidence", "recall", "session excerpt", "unit_id"]
     names = code_names(codebook)
-    seg = segments.set_index("segment_id")
-    turn = turns.set_index("turn_id")
     aligned = segments[segments["status"] == "aligned"]
     about: dict[str, list] = {}
     for s in aligned.itertuples(index=False):
         for tid in filter(None, str(s.session_turn_ids).split(";")):
             about.setdefault(tid, []).append(s)
     per = codes.drop_duplicates(["coder", "unit_type", "unit_id", "code_id"])
-    evidence = codes[codes["evidence"].fillna("") != ""].drop_duplicates(["unit_id", "code_id"]).set_index(
-        ["unit_id", "code_id"])["evidence"]
+    found = codes[codes["evidence"].fillna("") != ""].drop_duplicates(["unit_id", "code_id"])
+    evidence = dict(zip(zip(found["unit_id"].tolist(), found["code_id"].tolist(), strict=True),
+                        found["evidence"].tolist(), strict=True))
     # the ranking, for every coded unit at once: consensus, a coder, auto; about an aligned moment; in order
-    seg_key = segments.set_index("segment_id").assign(
+    seg_key = segments.set_index("segment_id")[["status", "case", "session", "session_s"]].assign(
         far=lambda x: x["status"] != "aligned", when=lambda x: x["session_s"].astype("float64").fillna(0.0))
-    turn_key = turns.set_index("turn_id").assign(
-        far=lambda x: ~x.index.isin(list(about)), when=lambda x: x["start_s"].astype("float64").fillna(0.0))
+    turn_key = turns.set_index("turn_id")[["case", "session", "start_s"]].assign(
+        far=lambda x: ~member(x.index, about), when=lambda x: x["start_s"].astype("float64").fillna(0.0))
     ranked = []
     for unit_type, key in (("segment", seg_key), ("turn", turn_key)):
-        part = per[(per["unit_type"] == unit_type) & per["unit_id"].isin(key.index)]
+        part = per[(per["unit_type"] == unit_type) & member(per["unit_id"], key.index)]
         ranked.append(part.join(key[["far", "case", "session", "when"]], on="unit_id"))
     ranked = pd.concat(ranked, ignore_index=True) if ranked else per
     if ranked.empty:
@@ -453,26 +467,30 @@ def exemplars(codes: pd.DataFrame, turns: pd.DataFrame, segments: pd.DataFrame, 
     ranked["src"] = ranked["coder"].map(lambda c: 0 if c == CONSENSUS else 2 if c == AUTO else 1)
     ranked = ranked.sort_values(["src", "far", "case", "session", "when"], kind="stable")
     ranked = ranked.drop_duplicates(["code_id", "unit_id"]).groupby("code_id", sort=False).head(per_code)
-    by_code = {c: g for c, g in ranked.groupby("code_id", sort=False)}
-    seg = segments.set_index("segment_id")
-    turn = turns.set_index("turn_id")
+    by_code: dict[str, list] = {}
+    for r in ranked.itertuples(index=False):
+        by_code.setdefault(r.code_id, []).append(r)
+    # the rows of the units shown, looked up by ID (``.loc`` per unit cost more than the rest of the table)
+    shown = set(ranked["unit_id"].tolist())
+    seg = {r["segment_id"]: r for r in segments[member(segments["segment_id"], shown)].to_dict("records")}
+    turn = {r["turn_id"]: r for r in turns[member(turns["turn_id"], shown)].to_dict("records")}
     rows = []
     for code_id in _ordered_codes(ranked["code_id"], codebook):
         cand = []
-        for r in by_code[code_id].itertuples(index=False):
-            recalls = sorted(about.get(r.unit_id, []), key=lambda s, u=r.unit_id: s.participant != turn.loc[
-                u, "role"]) if r.unit_type == "turn" else []
+        for r in by_code[code_id]:
+            recalls = sorted(about.get(r.unit_id, []), key=lambda s, u=r.unit_id: s.participant != turn[u][
+                "role"]) if r.unit_type == "turn" else []
             cand.append((r, recalls[0] if recalls else None))
         for r, recall in cand:
             ev = evidence.get((r.unit_id, code_id), "")
             if r.unit_type == "segment":
-                s = seg.loc[r.unit_id]
+                s = seg[r.unit_id]
                 rows.append({"case": s["case"], "session": s["session"], "participant": s["participant"],
                              "unit": f"{s['participant']} recall", "video time": format_time(s["video_s"]),
                              "session time": format_time(s["session_s"]), "recall": s["recall_text"],
                              "session excerpt": s["context_text"] or ""})
             else:
-                t = turn.loc[r.unit_id]
+                t = turn[r.unit_id]
                 line = f"[{format_time(t['start_s'])}] {t['speaker'] or t['role']}: {t['text']}"
                 rows.append({"case": t["case"], "session": t["session"],
                              "participant": recall.participant if recall is not None else "",
@@ -543,9 +561,10 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
     primary = AUTO  # the timelines: the automatic suggestions cover every session; coders may code a part
     agreement = agreement_table(study)
     now = now or datetime.now(UTC).isoformat(timespec="seconds")
+    words = word_count(turns["text"])  # once for both tables: splitting every text is slow
     out = {
-        "Overview": overview(turns),
-        "Transcripts": transcripts_table(turns),
+        "Overview": overview(turns, words),
+        "Transcripts": transcripts_table(turns, words),
         "Alignment": alignment_table(alignment),
         "Codes by family": codes_by_family(units, srcs, codebook),
         "Codes by code": codes_by_code(units, srcs, codebook),
