@@ -42,17 +42,44 @@ def pool(workers: int):
                                initargs=(os.getpid(),))
 
 
+def _answer(conn, fn, args) -> None:
+    """Run ``fn(*args)`` and send the parent (error, result): everything goes back, to be raised there."""
+    try:
+        conn.send((None, fn(*args)))
+    except BaseException as e:  # noqa: BLE001
+        try:
+            conn.send((e, None))
+        except Exception:  # noqa: BLE001 (an error that cannot be pickled arrives as its traceback)
+            conn.send((RuntimeError(traceback.format_exc()), None))
+
+
+def _outcome(conn, name: str):
+    """(error, result) as the forked process sent them."""
+    try:
+        return conn.recv()
+    except EOFError:  # the process died without a word (killed)
+        return RuntimeError(f"the process of {name} ended unexpectedly"), None
+
+
+def _timed(job, *args) -> float:
+    start = time.perf_counter()
+    job(*args)
+    return round(time.perf_counter() - start, 3)
+
+
+def _fork(target, *args):
+    """A forked process running ``target(parent pid, *args, connection)``; (process, our connection)."""
+    ctx = mp.get_context("fork")
+    ours, theirs = ctx.Pipe()
+    process = ctx.Process(target=target, args=(os.getpid(), *args, theirs))
+    process.start()
+    theirs.close()
+    return process, ours
+
+
 def _run_forked(parent, job, args, conn) -> None:
     die_with_parent(parent)
-    try:
-        start = time.perf_counter()
-        job(*args)
-        conn.send((None, round(time.perf_counter() - start, 3)))
-    except BaseException as e:  # noqa: BLE001 (everything goes back to the parent, which raises it)
-        try:
-            conn.send((e, 0.0))
-        except Exception:  # noqa: BLE001 (an error that cannot be pickled arrives as its traceback)
-            conn.send((RuntimeError(traceback.format_exc()), 0.0))
+    _answer(conn, _timed, (job, *args))
 
 
 class beside:  # noqa: N801 (used as a statement: ``with beside(job, *args) as job:``)
@@ -65,26 +92,58 @@ class beside:  # noqa: N801 (used as a statement: ``with beside(job, *args) as j
 
     def __enter__(self):
         if self.job is not None and can_fork():
-            ctx = mp.get_context("fork")
-            self.conn, theirs = ctx.Pipe(duplex=False)
-            self.process = ctx.Process(target=_run_forked, args=(os.getpid(), self.job, self.args, theirs))
-            self.process.start()
-            theirs.close()
+            self.process, self.conn = _fork(_run_forked, self.job, self.args)
         return self
 
     def __exit__(self, kind, error, trace):
         if self.process is None:
             if kind is None and self.job is not None:
-                start = time.perf_counter()
-                self.job(*self.args)
-                self.seconds = round(time.perf_counter() - start, 3)
+                self.seconds = _timed(self.job, *self.args)
             return False
-        try:
-            failed, self.seconds = self.conn.recv()  # a block that failed still waits: no stray writer
-        except EOFError:  # the process died without a word (killed)
-            failed = RuntimeError(f"the process of {self.job.__name__} ended unexpectedly")
-        finally:
-            self.process.join()
+        failed, self.seconds = _outcome(self.conn, self.job.__name__)  # a failed block waits too: no stray writer
+        self.process.join()
         if kind is None and failed is not None:
             raise failed
         return False
+
+
+class warm:  # noqa: N801 (used as a statement: ``with warm(load) as worker:``)
+    """A forked process that gets ready (``prepare()``: loading spaCy, say) on the second core while this one
+    does other work, and then runs one job there: ``worker.run(fn, *args)``.  Leaving the ``with`` block (or
+    ``close()``) ends it, used or not.  Where no second core or no fork is there, ``run`` runs the job here."""
+
+    def __init__(self, prepare):
+        self.prepare, self.process, self.conn = prepare, None, None
+
+    def __enter__(self):
+        if can_fork():
+            self.process, self.conn = _fork(_serve_one, self.prepare)
+        return self
+
+    def run(self, fn, *args):
+        if self.process is None:
+            return fn(*args)
+        self.conn.send((fn, args))
+        failed, result = _outcome(self.conn, fn.__name__)
+        self.close()
+        if failed is not None:
+            raise failed
+        return result
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.kill()  # done, or never needed: it may still be getting ready
+            self.process.join()
+            self.conn.close()
+            self.process = None
+
+    def __exit__(self, kind, error, trace):
+        self.close()
+        return False
+
+
+def _serve_one(parent, prepare, conn) -> None:
+    die_with_parent(parent)
+    prepare()
+    fn, args = conn.recv()
+    _answer(conn, fn, args)

@@ -129,14 +129,15 @@ def read_coders(study: Study, codebook):
     return back.entries
 
 
-def run_code(study: Study, log: RunLog, codebook=None, entries=None):
+def run_code(study: Study, log: RunLog, codebook=None, entries=None, coder=None):
+    """``coder``: a :class:`parallel.warm` process that has spaCy loaded already (optional)."""
     from .export import coder_codes
 
     codebook = codebook or load_codebook(study)
     entries = read_coders(study, codebook) if entries is None else entries
     turns = _table(study, "turns", "ingest")
     segments = _table(study, "segments", "align")
-    auto, state = _auto_codes(study, codebook, turns, segments)
+    auto, state = _auto_codes(study, codebook, turns, segments, coder)
     current = set(turns["turn_id"]) | set(segments["segment_id"])  # codes of a unit that is gone are not current
     codes = pd.concat([auto, coder_codes(entries, current)], ignore_index=True) if len(entries) else auto
     write_parquet(codes, study.interim / "codes.parquet")
@@ -161,7 +162,7 @@ def _codes_state(study: Study) -> dict:
     return _json(study.interim / "code_state.json") if (study.interim / "codes.parquet").exists() else {}
 
 
-def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFrame):
+def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFrame, coder=None):
     """The automatic codes, coding again only the transcripts whose units (or the codebook) changed.
 
     A transcript's key covers everything its codes depend on: the codebook, this version, and each unit's ID,
@@ -185,8 +186,8 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
     if todo or not parts:
         from .coding import apply_codebook
 
-        parts.append(apply_codebook(codebook, turns[turns["transcript_id"].isin(todo)],
-                                    segments[segments["transcript_id"].isin(todo)]))
+        work = (codebook, turns[turns["transcript_id"].isin(todo)], segments[segments["transcript_id"].isin(todo)])
+        parts.append(coder.run(apply_codebook, *work) if coder else apply_codebook(*work))
     return pd.concat(parts, ignore_index=True), keys | {CODEBOOK_KEY: codebook.digest}
 
 
@@ -284,6 +285,8 @@ def run_agreement(study: Study, log: RunLog, codebook=None, entries=None, tables
 
 
 def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
+    from .parallel import beside, warm
+
     log = RunLog()
     began = time.time()
     clock = time.perf_counter()
@@ -295,14 +298,17 @@ def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
         clock = now
 
     codebook = load_codebook(study)
-    entries = read_coders(study, codebook)  # before anything is written: a coder's work is never at risk
-    check_entries_for_names(study, entries)  # a real name in a memo fails the run before it is copied anywhere
-    timed("read")
-    run_ingest(study, log, keep_going=keep_going, progress=progress)
-    timed("ingest")
-    run_align(study, log)
-    timed("align")
-    run_code(study, log, codebook, entries)
+    # spaCy takes a second to load: a second process loads it while this one reads and aligns the transcripts,
+    # and codes whatever changed (it is ended unused when nothing did).
+    with warm(_load_spacy) as coder:
+        entries = read_coders(study, codebook)  # before anything is written: a coder's work is never at risk
+        check_entries_for_names(study, entries)  # a real name in a memo fails the run before it is copied
+        timed("read")
+        run_ingest(study, log, keep_going=keep_going, progress=progress)
+        timed("ingest")
+        run_align(study, log)
+        timed("align")
+        run_code(study, log, codebook, entries, coder)
     timed("code")
     run_agreement(study, log, codebook, entries, tables=False)
     timed("agreement")
@@ -312,8 +318,6 @@ def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
     # made in a second process while this one writes the workbooks.
     key = _report_key(study, codebook, log)
     report_done = [study.reports / "summary.docx", study.reports / "tables.xlsx"]
-    from .parallel import beside
-
     with beside(_make_report if _done_before(study, "report", key, report_done) is None else None,
                  study, log, codebook, key) as report:
         run_export(study, log, codebook, entries, progress=progress)
@@ -327,6 +331,12 @@ def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
 
     remove_stale_temps((study.interim, study.coded, study.reports), began)  # what a killed run left behind
     return log
+
+
+def _load_spacy() -> None:
+    from .nlp import shared_nlp
+
+    shared_nlp()
 
 
 def _make_report(study: Study, log: RunLog, codebook, key: str) -> None:

@@ -19,7 +19,7 @@ import pipeline.parallel
 from pipeline.cli import main
 from pipeline.codebook import load_codebook
 from pipeline.errors import InputError, Problem
-from pipeline.parallel import beside
+from pipeline.parallel import beside, warm
 
 
 def test_forked_coding_equals_one_process(demo_study, monkeypatch):
@@ -80,7 +80,7 @@ def test_without_a_second_core_the_job_runs_after_the_block(tmp_path, monkeypatc
 
 KILLED_PARENT = """
 import sys, time
-from pipeline.parallel import beside
+from pipeline.parallel import beside, warm
 with beside(time.sleep, 60) as job:
     print(job.process.pid, flush=True)
     time.sleep(60)
@@ -109,3 +109,36 @@ def test_a_killed_run_leaves_no_worker_behind():
         time.sleep(0.02)
     os.kill(child, signal.SIGKILL)
     pytest.fail("the forked worker outlived its killed parent")
+
+
+# --- a worker that gets ready while the run reads the transcripts (spaCy loaded on the other core) ----------
+
+READY = {"loaded": False}
+
+
+def _get_ready():
+    READY["loaded"] = True
+
+
+def _where(x):
+    return os.getpid(), READY["loaded"], x * 2
+
+
+def test_a_warm_worker_gets_ready_in_its_own_process_and_runs_the_job_there():
+    with warm(_get_ready) as worker:
+        pid, ready, doubled = worker.run(_where, 21)
+        assert worker.process is None  # one job, then it is gone
+    assert (ready, doubled) == (True, 42)
+    assert pid != os.getpid() and not READY["loaded"]  # prepared there, not here
+
+
+def test_an_unused_warm_worker_is_ended():
+    with warm(_get_ready) as worker:
+        process = worker.process
+    assert process is not None and not process.is_alive()
+
+
+def test_an_error_of_the_warm_workers_job_arrives_whole():
+    with pytest.raises(InputError) as raised, warm(_get_ready) as worker:
+        worker.run(_fail, "codebooks/y.yaml")
+    assert len(raised.value.problems) == 2 and raised.value.problems[0].where == "line 3"
