@@ -184,10 +184,8 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
         previous = pd.read_parquet(codes_path)
         parts.append(previous[(previous["coder"] == "auto") & previous["unit_id"].isin(kept)])
     if todo or not parts:
-        from .coding import apply_codebook
-
         work = (codebook, turns[turns["transcript_id"].isin(todo)], segments[segments["transcript_id"].isin(todo)])
-        parts.append(coder.run(apply_codebook, *work) if coder else apply_codebook(*work))
+        parts.append(coder.run(_apply_codebook, *work) if coder else _apply_codebook(*work))
     return pd.concat(parts, ignore_index=True), keys | {CODEBOOK_KEY: codebook.digest}
 
 
@@ -331,6 +329,12 @@ def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
 
     remove_stale_temps((study.interim, study.coded, study.reports), began)  # what a killed run left behind
     return log
+
+
+def _apply_codebook(codebook, turns: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
+    from .coding import apply_codebook  # (imported where it runs: the coding module imports spaCy)
+
+    return apply_codebook(codebook, turns, segments)
 
 
 def _load_spacy() -> None:
