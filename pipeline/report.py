@@ -313,13 +313,18 @@ def pair_rows(r: dict) -> list[tuple[str, str]]:
 
 def pair_table(d: WordDoc, r: dict):
     rows = pair_rows(r)
-    t = d.doc.add_table(rows=len(rows), cols=2)
+    return d.copy_table(("pair", len(rows)), lambda: _pair_table(d, len(rows)), [t for row in rows for t in row])
+
+
+def _pair_table(d: WordDoc, n_rows: int):
+    """The two-column table of a moment, without its texts: a shaded bold header, borders, half the page each."""
+    t = d.doc.add_table(rows=n_rows, cols=2)
     t.autofit = False
     borders(t)
     set_widths(t, [d.width_cm / 2] * 2)
-    for k, (row, values) in enumerate(zip(t.rows, rows, strict=True)):
-        for cell, text in zip(row.cells, values, strict=True):
-            cell.text = text
+    for k, row in enumerate(t.rows):
+        for cell in row.cells:
+            cell.text = ""
             for p in cell.paragraphs:
                 p.paragraph_format.space_after = Pt(0)
                 for run in p.runs:

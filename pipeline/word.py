@@ -8,11 +8,13 @@ from __future__ import annotations
 import functools
 import math
 import re
+from copy import deepcopy
 from pathlib import Path
 
 import pandas as pd
 from docx import Document
 from docx.enum.section import WD_ORIENT
+from docx.enum.style import WD_STYLE_TYPE
 from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml import OxmlElement
@@ -190,6 +192,27 @@ def set_widths(table, widths_cm: list[float]) -> None:
     table.autofit = False
 
 
+_RUN_BREAKS = re.compile(r"([\t\r\n])")
+
+
+def add_text(run, text: str) -> None:
+    """``run.text = text`` as python-docx does it (a tab as ``<w:tab/>``, a line break as ``<w:br/>``, the rest
+    in ``<w:t>``), a piece at a time: python-docx walks the text one character at a time, which made long recalls
+    and excerpts a large part of writing the report."""
+    _add_text(run._r, text)
+
+
+def _add_text(r, text: str) -> None:
+    """:func:`add_text` into a ``<w:r>`` element."""
+    for part in _RUN_BREAKS.split(text):
+        if part == "\t":
+            r.add_tab()
+        elif part in ("\r", "\n"):
+            r.add_br()
+        elif part:
+            r.add_t(part)
+
+
 _BAD_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -245,6 +268,9 @@ class WordDoc:
         self.n_table = 0
         self.n_figure = 0
         self.landscape = False
+        self._style_ids: dict[str, str | None] = {}  # paragraph style name -> its ID (None: the default style)
+        self._pictures: list[tuple] = []  # the figures to place when the document is saved
+        self._tables: dict[tuple, object] = {}  # the tables that copy_table copies, by key and page width
         styles = self.doc.styles
         normal = styles["Normal"]
         normal.font.name = "Calibri"
@@ -287,14 +313,27 @@ class WordDoc:
         section.page_width, section.page_height = (long, short) if landscape else (short, long)
         self.landscape = landscape
 
+    def paragraph(self, text: str = "", style: str | None = None):
+        """``doc.add_paragraph(text, style)``, with each style's ID looked up once: python-docx finds a style by
+        its name with an XPath search of every style, for every paragraph."""
+        p = self.doc.add_paragraph()
+        if text:
+            add_text(p.add_run(), text)
+        if style is not None:
+            if style not in self._style_ids:
+                self._style_ids[style] = self.doc.part.get_style_id(style, WD_STYLE_TYPE.PARAGRAPH)
+            p._p.style = self._style_ids[style]
+        return p
+
     def heading(self, text: str, level: int = 1):
-        return self.doc.add_heading(text, level)
+        return self.paragraph(text, "Title" if level == 0 else f"Heading {level}")
 
     def para(self, text: str = "", style: str | None = None, italic: bool = False, size: float | None = None,
              color: str | None = None, bold: bool = False):
-        p = self.doc.add_paragraph(style=style)
+        p = self.paragraph(style=style)
         if text:
-            run = p.add_run(text)
+            run = p.add_run()
+            add_text(run, text)
             run.italic, run.bold = italic, bold
             if size:
                 run.font.size = Pt(size)
@@ -303,7 +342,7 @@ class WordDoc:
         return p
 
     def bullet(self, text: str):
-        return self.doc.add_paragraph(text, style="List Bullet")
+        return self.paragraph(text, "List Bullet")
 
     def caption(self, text: str, kind: str = "Table"):
         if kind == "Table":
@@ -312,7 +351,7 @@ class WordDoc:
         else:
             self.n_figure += 1
             n = self.n_figure
-        return self.doc.add_paragraph(f"{kind} {n}. {text}", style="Caption")
+        return self.paragraph(f"{kind} {n}. {text}", "Caption")
 
     def table(self, name: str, df: pd.DataFrame, caption: str, font_pt: float = 8.5,
               widths: dict[str, float] | None = None, cut: int | None = None, mono: tuple[str, ...] = ()):
@@ -349,14 +388,30 @@ class WordDoc:
             self.orientation(False)
         return table
 
+    def copy_table(self, key: tuple, make, texts: list[str]):
+        """A table like the one ``make()`` builds with python-docx (empty cells, each with one run), with
+        ``texts`` in its cells (row by row).  The table is built once per ``key`` and page width and then
+        copied: building many small tables cell by cell with python-docx cost more than the rest of their
+        section."""
+        from docx.table import Table
+
+        key = (*key, self.width_cm)
+        if key not in self._tables:
+            made = make()._tbl
+            made.getparent().remove(made)
+            self._tables[key] = made
+        tbl = deepcopy(self._tables[key])
+        for tc, text in zip(tbl.iter(qn("w:tc")), texts, strict=True):
+            _add_text(tc.find(qn("w:p")).find(qn("w:r")), text)
+        self.doc.element.body._insert_tbl(tbl)
+        return Table(tbl, self.doc._body)
+
     def _style(self, kind: str, size: float) -> str:
         """The style ID of a paragraph style for table cells (made once per kind and size): a run-free way to
         give thousands of cells their font, which keeps a long report fast to write."""
         name = f"{kind} {size:g}"
         styles = self.doc.styles
-        if name not in [s.name for s in styles]:
-            from docx.enum.style import WD_STYLE_TYPE
-
+        if name not in self._style_ids:
             st = styles.add_style(name, WD_STYLE_TYPE.PARAGRAPH)
             st.base_style = styles["Normal"]
             st.font.size = Pt(size)
@@ -365,7 +420,8 @@ class WordDoc:
                 st.font.name = "Courier New"
             st.paragraph_format.space_after = Pt(0)
             st.paragraph_format.space_before = Pt(0)
-        return styles[name].style_id
+            self._style_ids[name] = st.style_id
+        return self._style_ids[name]
 
     def fits_portrait(self, df: pd.DataFrame, name: str, font_pt: float = 8.5) -> bool:
         """Whether a table fits a portrait page (a section with it can then stay portrait)."""
@@ -417,20 +473,37 @@ class WordDoc:
         return [m + extra * x / sum(slack) for m, x in zip(least, slack, strict=True)], True
 
     def figure(self, path: Path, caption: str, width_cm: float | None = None, max_height_cm: float = 21.0):
-        from PIL import Image
-
-        width = width_cm or min(16.0, self.width_cm)
-        with Image.open(path) as im:
-            aspect = im.height / im.width
-        if width * aspect > max_height_cm:  # a tall figure keeps to a page, with its caption
-            width = max_height_cm / aspect
+        """A centred figure with its caption.  The PNG is read when the document is saved, so that a figure can
+        still be being drawn (in another process) while the rest of the document is written."""
         p = self.doc.add_paragraph()  # as Document.add_picture does, keeping the paragraph (doc.paragraphs
-        p.add_run().add_picture(str(path), width=Cm(width))  # lists every paragraph of the document)
+        p.add_run()  # lists every paragraph of the document)
         p.alignment = WD_ALIGN_PARAGRAPH.CENTER
         p.paragraph_format.keep_with_next = True
+        self._pictures.append((p.runs[0], Path(path), width_cm or min(16.0, self.width_cm), max_height_cm))
         self.caption(caption, "Figure")
 
+    def _place_pictures(self) -> None:
+        """Put each figure's PNG into its paragraph, in document order, as ``run.add_picture`` does, but with the
+        shape IDs counted here: python-docx finds the next free ID by searching the whole document for IDs, once
+        for every picture."""
+        from docx.oxml.shape import CT_Inline
+        from PIL import Image
+
+        part = self.doc.part
+        shape_id = part.next_id
+        for run, path, width, max_height_cm in self._pictures:
+            with Image.open(path) as im:
+                aspect = im.height / im.width
+            if width * aspect > max_height_cm:  # a tall figure keeps to a page, with its caption
+                width = max_height_cm / aspect
+            rel_id, image = part.get_or_add_image(str(path))
+            cx, cy = image.scaled_dimensions(Cm(width), None)
+            run._r.add_drawing(CT_Inline.new_pic_inline(shape_id, rel_id, image.filename, cx, cy))
+            shape_id += 1
+        self._pictures = []
+
     def save(self, path: Path) -> None:
+        self._place_pictures()
         with atomic_path(path) as tmp:
             self.doc.save(tmp)
 
@@ -442,7 +515,8 @@ def bold_evidence(p, text: str, evidence: str, size: float | None = None, italic
                                            (text[at + len(evidence):], False)]
     for chunk, bold in parts:
         if chunk:
-            run = p.add_run(chunk)
+            run = p.add_run()
+            add_text(run, chunk)
             run.bold, run.italic = bold, italic
             if size:
                 run.font.size = Pt(size)
