@@ -24,15 +24,6 @@ COLORS = {"withdrawal": "#4C72B0", "confrontation": "#C44E52", "resolution": "#5
 SOURCE_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B2", "#937860", "#DA8BC3", "#8C8C8C"]
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 _KEY_FIELD = "ipr-figure-key"
 _drawing_key = ""  # the key of the figure being drawn, stored in its PNG by _save
 
@@ -102,6 +93,16 @@ def drawn_once(draw):
     return wrapper
 
 
+def _figure(width_in: float, height_in: float):
+    """A figure drawn by Agg, without pyplot (whose bookkeeping of open figures a saved PNG does not need)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in))
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def _save(fig, path: Path, tight: bool = True) -> Path:
     """Save as PNG; ``tight`` fits the margins to the labels (a second drawing pass, so figures with fixed
     margins skip it)."""
@@ -109,7 +110,6 @@ def _save(fig, path: Path, tight: bool = True) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight" if tight else None,
                     metadata={_KEY_FIELD: _drawing_key} if _drawing_key else None)
-    _pyplot().close(fig)
     return path
 
 
@@ -123,12 +123,12 @@ def code_frequency_figure(freq: pd.DataFrame, sources: list[str], path: Path, ti
                           families: list[str] | None = None) -> Path:
     """Horizontal bars: units per code (rows ``label``), one bar per source (columns named as in ``sources``);
     with one source, the bars take the colour of the code's family (``families``, one per row)."""
-    plt = _pyplot()
     freq = freq.iloc[::-1]  # matplotlib draws the first row at the bottom
     fam = list(reversed(families)) if families and len(sources) == 1 else None
     n, k = len(freq), max(1, len(sources))
     height = min(22.0, 1.2 + 0.34 * n * (1 + 0.3 * (k - 1)))
-    fig, ax = plt.subplots(figsize=(WIDTH_IN - 1.5, height))  # the labels take the rest of the width
+    fig = _figure(WIDTH_IN - 1.5, height)  # the labels take the rest of the width
+    ax = fig.subplots()
     bar = 0.8 / k
     for i, src in enumerate(sources):
         ys = [y + (k - 1 - i) * bar - 0.4 + bar / 2 for y in range(n)]
@@ -158,50 +158,69 @@ def code_frequency_figure(freq: pd.DataFrame, sources: list[str], path: Path, ti
     return _save(fig, path)
 
 
+LANES = ["therapist IPR stops", "client IPR stops", "resolution", "confrontation", "withdrawal"]
+
+
+@functools.cache
+def _timeline_frame():
+    """The frame every timeline is drawn in: lanes, axis labels, margins.  Made once per process and drawn into
+    again (its data removed after each figure): making a figure's axes and ticks costs about as much as
+    drawing it."""
+    from matplotlib.ticker import FuncFormatter
+
+    fig = _figure(WIDTH_IN, 2.4)
+    ax = fig.subplots()
+    ax.set_autoscale_on(False)  # the limits are set for each session: no work fitting them to the data
+    fig.subplots_adjust(left=0.2, right=0.98, top=0.88, bottom=0.2)  # fixed margins: no second drawing pass
+    ax.set_yticks(range(len(LANES)))
+    ax.set_yticklabels(LANES, fontsize=7)
+    ax.set_ylim(-0.6, len(LANES) - 0.4)
+    ax.xaxis.set_major_formatter(FuncFormatter(time_label))
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_xlabel("session time (shaded bands: 5-minute segments)", fontsize=7)
+    ax.spines[["top", "right", "left"]].set_visible(False)
+    ax.tick_params(axis="y", length=0)
+    return fig, ax
+
+
 @drawn_once
 def timeline_figure(title: str, duration_s: float, ruptures: pd.DataFrame, resolutions: pd.DataFrame,
                     sequences: pd.DataFrame, stops: pd.DataFrame, path: Path, segment_s: float = 300.0) -> Path:
     """One session on its clock: rupture markers by type, resolution strategies, a line from each repaired
     rupture to its repair, the IPR stops of client and therapist, and the 5-minute segments shaded."""
-    plt = _pyplot()
-    from matplotlib.ticker import FuncFormatter, MultipleLocator
+    from matplotlib.collections import LineCollection
+    from matplotlib.ticker import MultipleLocator
 
-    lanes = ["therapist IPR stops", "client IPR stops", "resolution", "confrontation", "withdrawal"]
-    y = {name: i for i, name in enumerate(lanes)}
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.4))
-    fig.subplots_adjust(left=0.2, right=0.98, top=0.88, bottom=0.2)  # fixed margins: no second drawing pass
+    fig, ax = _timeline_frame()
+    y = {name: i for i, name in enumerate(LANES)}
     end = max(duration_s if duration_s == duration_s else 0.0, segment_s)
+    drawn = []
     for k in range(int(end // segment_s) + 1):
         if k % 2 == 0:
-            ax.axvspan(k * segment_s, min((k + 1) * segment_s, end), color="#f2f2f2", zorder=0, linewidth=0)
+            drawn.append(ax.axvspan(k * segment_s, min((k + 1) * segment_s, end), color="#f2f2f2", zorder=0,
+                                    linewidth=0))
     for kind in ("withdrawal", "confrontation"):
         r = ruptures[ruptures["type"].str.contains(kind)]
-        ax.scatter(r["time_s"], [y[kind]] * len(r), marker="v" if kind == "withdrawal" else "^", s=36,
-                   color=COLORS[kind], zorder=3, label=f"{kind} rupture")
-    ax.scatter(resolutions["time_s"], [y["resolution"]] * len(resolutions), marker="o", s=30,
-               color=COLORS["resolution"], zorder=3, label="resolution strategy")
+        drawn.append(ax.scatter(r["time_s"], [y[kind]] * len(r), marker="v" if kind == "withdrawal" else "^",
+                                s=36, color=COLORS[kind], zorder=3))
+    drawn.append(ax.scatter(resolutions["time_s"], [y["resolution"]] * len(resolutions), marker="o", s=30,
+                            color=COLORS["resolution"], zorder=3))
     types = dict(zip(ruptures["turn_id"], ruptures["type"], strict=True))
     links = []
     for s in sequences[sequences["status"] == "repaired"].itertuples(index=False):
         lane = "withdrawal" if "withdrawal" in types.get(s.rupture_turn_id, "withdrawal") else "confrontation"
         links.append([(s.rupture_s, y[lane]), (s.repair_s, y["resolution"])])
     if links:  # one collection of lines: hundreds of annotations would make a long session slow to draw
-        from matplotlib.collections import LineCollection
-
-        ax.add_collection(LineCollection(links, colors="#8c8c8c", linewidths=0.8, zorder=2))
+        drawn.append(ax.add_collection(LineCollection(links, colors="#8c8c8c", linewidths=0.8, zorder=2)))
     for who in ("client", "therapist"):
         st = stops[stops["participant"] == who]
-        ax.scatter(st["session_s"], [y[f"{who} IPR stops"]] * len(st), marker="|", s=120, linewidths=1.6,
-                   color=COLORS[who], zorder=3)
-    ax.set_yticks(range(len(lanes)))
-    ax.set_yticklabels(lanes, fontsize=7)
-    ax.set_ylim(-0.6, len(lanes) - 0.4)
+        drawn.append(ax.scatter(st["session_s"], [y[f"{who} IPR stops"]] * len(st), marker="|", s=120,
+                                linewidths=1.6, color=COLORS[who], zorder=3))
     ax.set_xlim(-0.01 * end, end * 1.02)
     ax.xaxis.set_major_locator(MultipleLocator(segment_s if end <= 6 * segment_s else 2 * segment_s))
-    ax.xaxis.set_major_formatter(FuncFormatter(time_label))
-    ax.tick_params(axis="x", labelsize=7)
-    ax.set_xlabel("session time (shaded bands: 5-minute segments)", fontsize=7)
-    ax.spines[["top", "right", "left"]].set_visible(False)
-    ax.tick_params(axis="y", length=0)
     ax.set_title(title, fontsize=9, loc="left")
-    return _save(fig, path, tight=False)
+    try:
+        return _save(fig, path, tight=False)
+    finally:
+        for artist in drawn:
+            artist.remove()
