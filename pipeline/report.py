@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 from docx.shared import Cm, Pt
-from openpyxl import Workbook
 
 from . import sequences as seq
+from .figures import Figures, code_frequency_figure, timeline_figure
 from .files import atomic_path
+from .parallel import beside
 from .summaries import (
     AUTO,
     CONSENSUS,
@@ -41,24 +42,54 @@ from .word import (
     set_widths,
     shade,
 )
-from .xlsx import write_table
 
 # --- the sections -------------------------------------------------------------------------------------------
 
 def build_report(study, codebook, tables: dict[str, pd.DataFrame], audit: dict, now: str | None = None) -> Path:
-    """Write summary.docx, tables.xlsx and the figures; ``now`` (UTC, ISO) only for tests."""
+    """Write summary.docx, tables.xlsx and the figures; ``now`` (UTC, ISO) only for tests.  While this process
+    writes the document, a second one writes tables.xlsx and worker processes draw the figures that changed."""
     data = report_tables(study, codebook, tables, audit, now)
+    study.reports.mkdir(parents=True, exist_ok=True)
+    path = study.reports / "summary.docx"
+    with beside(write_tables_xlsx, study.reports / "tables.xlsx", data.tables), \
+            Figures(study.reports / "figures") as figures:
+        charts = _code_charts(data, figures)  # first: those that changed are drawn while the text is written
+        timelines = _timelines(data, tables["turns"], tables["segments"], figures)
+        d = _document(study, codebook, tables, audit, data, charts, timelines)
+        figures.wait()
+        d.save(path)
+    _remove_stale_figures(figures.folder, figures.paths)
+    return path
+
+
+def write_tables_xlsx(path: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """Every table as a sheet of tables.xlsx, named as the table."""
+    from openpyxl import Workbook
+
+    from .xlsx import write_table
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    for name, df in tables.items():
+        long_text = [c for c in df.columns if df[c].dtype == object and df[c].astype(str).str.len().max() > 60]
+        widths = {c: 50 for c in long_text}
+        write_table(wb.create_sheet(name[:31]), list(df.columns), df.itertuples(index=False), widths,
+                    wrap=long_text)
+    with atomic_path(path) as tmp:
+        wb.save(tmp)
+
+
+def _document(study, codebook, tables: dict[str, pd.DataFrame], audit: dict, data: ReportData,
+              charts: list[tuple[Path, str]], timelines: list[tuple]) -> WordDoc:
+    """The document, section by section (its figures may still be being drawn)."""
     out = data.tables
     d = WordDoc()
-    figures_dir = study.reports / "figures"
-    written: list[Path] = []
-
     turns, segments = tables["turns"], tables["segments"]
     names = code_names(codebook)
     coders = [s for s in data.sources if s not in (AUTO, CONSENSUS)]
     now = data.notes["now"]
 
-    d.doc.add_heading("IPR study: summary report", 0)
+    d.heading("IPR study: summary report", 0)
     d.para(f"Study folder: {study.root.name}. Report written {now} (UTC); pipeline run started "
            f"{audit['started']}. {audit['software']}.", size=9, color="595959")
     d.para("Every table of this report is also a sheet of reports/tables.xlsx (named in each caption), and every "
@@ -67,27 +98,13 @@ def build_report(study, codebook, tables: dict[str, pd.DataFrame], audit: dict, 
     _at_a_glance(d, data, segments)
     _section_overview(d, out, turns)
     _section_alignment(d, out, segments)
-    _section_codes(d, data, codebook, coders, figures_dir, written)
-    _section_sequences(d, data, study, turns, segments, figures_dir, written)
+    _section_codes(d, data, codebook, coders, charts)
+    _section_sequences(d, data, study, turns, timelines)
     _section_both_sides(d, out, data)
     _section_exemplars(d, out, names)
     _section_agreement(d, out, coders)
     _section_methods(d, out, study, audit, coders, now)
-
-    study.reports.mkdir(parents=True, exist_ok=True)
-    path = study.reports / "summary.docx"
-    d.save(path)
-    _remove_stale_figures(figures_dir, written)
-    wb = Workbook()
-    wb.remove(wb.active)
-    for name, df in out.items():
-        long_text = [c for c in df.columns if df[c].dtype == object and df[c].astype(str).str.len().max() > 60]
-        widths = {c: 50 for c in long_text}
-        write_table(wb.create_sheet(name[:31]), list(df.columns), df.itertuples(index=False), widths,
-                    wrap=long_text)
-    with atomic_path(study.reports / "tables.xlsx") as tmp:
-        wb.save(tmp)
-    return path
+    return d
 
 
 def _remove_stale_figures(figures_dir: Path, written: list[Path]) -> None:
@@ -166,7 +183,7 @@ def _section_alignment(d: WordDoc, out, segments) -> None:
     d.table("Alignment", al, "Alignment quality per IPR interview")
 
 
-def _section_codes(d: WordDoc, data: ReportData, codebook, coders, figures_dir: Path, written: list[Path]) -> None:
+def _section_codes(d: WordDoc, data: ReportData, codebook, coders, charts: list[tuple[Path, str]]) -> None:
     out = data.tables
     d.heading("Code frequencies", 1)
     if data.units.empty:
@@ -190,19 +207,8 @@ def _section_codes(d: WordDoc, data: ReportData, codebook, coders, figures_dir: 
     if unused:
         d.para(f"Codes of the codebook with rules that no unit received: {', '.join(unused)}.", size=8.5,
                color="595959")
-    from .figures import code_frequency_figure
-
-    groups = {"rupture": "rupture markers (session turns)", "resolution": "resolution strategies (session turns)",
-              "recall": "recall themes (IPR recalls)"}
-    top = by_code["code_id"].str.split(".").str[0]
-    for key in list(dict.fromkeys(top)):  # one figure per top level, so each stays readable on a page
-        part = by_code[top == key]
-        fig = figures_dir / f"code_frequencies_{safe_name(key)}.png"
-        labels = [f"{n}\n{c}" if n else c for c, n in zip(part["code_id"], part["name"], strict=True)]
-        code_frequency_figure(part.assign(label=labels), srcs, fig, families=list(part["family"]))
-        written.append(fig)
-        whose = ", by source" if len(srcs) > 1 else " (automatic suggestions)"
-        d.figure(fig, f"Coded units per code: {groups.get(key, key)}{whose}")
+    for path, caption in charts:
+        d.figure(path, caption)
     d.table("Codes by role", out["Codes by role"],
             "Coded units by family and role (turns: session turns by speaker; recalls: IPR segments by "
             "participant)")
@@ -212,7 +218,7 @@ def _section_codes(d: WordDoc, data: ReportData, codebook, coders, figures_dir: 
            "reports/tables.xlsx.", size=8.5, color="595959")
 
 
-def _section_sequences(d: WordDoc, data: ReportData, study, turns, segments, figures_dir, written) -> None:
+def _section_sequences(d: WordDoc, data: ReportData, study, turns, timelines: list[tuple]) -> None:
     out = data.tables
     window = float(getattr(study.settings, "repair_window_s", 300.0) or 300.0)
     wide = len(out["Rupture sequences"]) > 0 or not d.fits_portrait(out["Repair summary"], "Repair summary")
@@ -245,8 +251,40 @@ def _section_sequences(d: WordDoc, data: ReportData, study, turns, segments, fig
            "client turns with a withdrawal or confrontation marker (a turn with both counts in both columns), the "
            "turns with a resolution strategy, and the ruptures that were repaired.")
     d.table("Ruptures per 5 minutes", out["Ruptures per 5 minutes"], "Rupture markers per 5-minute segment")
-    from .figures import timeline_figure
+    d.orientation(False)
+    d.heading("Timelines", 2)
+    for case, session, path in timelines:
+        if path is None:
+            d.para(f"Case {case}, session {session}: no times in the transcript, so no timeline.")
+            continue
+        d.figure(path, f"Case {case}, session {session}: rupture markers, resolution strategies (lines: "
+                       "rupture to its repair) and the IPR stops, from the automatic suggestions")
 
+
+# --- the figures ---------------------------------------------------------------------------------------------
+
+def _code_charts(data: ReportData, figures: Figures) -> list[tuple[Path, str]]:
+    """The bar charts of coded units per code, one per top level of the codebook (so each stays readable on a
+    page), with their captions; none when nothing was coded."""
+    if data.units.empty:
+        return []
+    srcs, by_code = data.sources, data.tables["Codes by code"]
+    groups = {"rupture": "rupture markers (session turns)", "resolution": "resolution strategies (session turns)",
+              "recall": "recall themes (IPR recalls)"}
+    whose = ", by source" if len(srcs) > 1 else " (automatic suggestions)"
+    top = by_code["code_id"].str.split(".").str[0]
+    charts = []
+    for key in list(dict.fromkeys(top)):
+        part = by_code[top == key]
+        labels = [f"{n}\n{c}" if n else c for c, n in zip(part["code_id"], part["name"], strict=True)]
+        path = figures.draw(code_frequency_figure, part.assign(label=labels), srcs,
+                            figures.folder / f"code_frequencies_{safe_name(key)}.png", families=list(part["family"]))
+        charts.append((path, f"Coded units per code: {groups.get(key, key)}{whose}"))
+    return charts
+
+
+def _timelines(data: ReportData, turns: pd.DataFrame, segments: pd.DataFrame, figures: Figures) -> list[tuple]:
+    """Per session transcript: (case, session, its timeline), the timeline None when it has no times."""
     primary = next((r for r in data.runs if r.source == data.notes["primary"]), data.runs[0])
     aligned = segments[segments["status"] == "aligned"]
     # each session's rows, split once; only the columns a timeline draws (its cache key hashes what it gets)
@@ -255,18 +293,16 @@ def _section_sequences(d: WordDoc, data: ReportData, study, turns, segments, fig
     sqs = _by(primary.sequences[["transcript_id", "rupture_turn_id", "rupture_s", "repair_s", "status"]],
               ["transcript_id"])
     stops = _by(aligned[["case", "session", "participant", "session_s"]], ["case", "session"])
-    d.orientation(False)
-    d.heading("Timelines", 2)
+    timelines = []
     for dur in seq.session_durations(turns).itertuples(index=False):
-        if dur.duration_s != dur.duration_s:
-            d.para(f"Case {dur.case}, session {dur.session}: no times in the transcript, so no timeline.")
-            continue
-        fig = figures_dir / f"timeline_{safe_name(dur.case)}_{safe_name(dur.session)}.png"
-        timeline_figure(f"Case {dur.case}, session {dur.session}", dur.duration_s, rup(dur.transcript_id),
-                        res(dur.transcript_id), sqs(dur.transcript_id), stops(dur.case, dur.session), fig)
-        written.append(fig)
-        d.figure(fig, f"Case {dur.case}, session {dur.session}: rupture markers, resolution strategies (lines: "
-                      "rupture to its repair) and the IPR stops, from the automatic suggestions")
+        path = None
+        if dur.duration_s == dur.duration_s:
+            path = figures.draw(timeline_figure, f"Case {dur.case}, session {dur.session}", dur.duration_s,
+                                rup(dur.transcript_id), res(dur.transcript_id), sqs(dur.transcript_id),
+                                stops(dur.case, dur.session),
+                                figures.folder / f"timeline_{safe_name(dur.case)}_{safe_name(dur.session)}.png")
+        timelines.append((dur.case, dur.session, path))
+    return timelines
 
 
 def _by(df: pd.DataFrame, keys: list[str]):
