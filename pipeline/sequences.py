@@ -92,10 +92,12 @@ def resolution_markers(codes: pd.DataFrame, turns: pd.DataFrame,
 def repair_sequences(ruptures: pd.DataFrame, resolutions: pd.DataFrame, window_s: float = 300.0) -> pd.DataFrame:
     """For each rupture, the first resolution that follows it in its session within ``window_s`` seconds."""
     rows = []
-    by_session = {}
-    for tid, g in resolutions.groupby("transcript_id"):
-        g = g.sort_values("seq")
-        by_session[tid] = (g["seq"].to_numpy(), g["time_s"].to_numpy(dtype=float), g.to_dict("records"))
+    # each session's resolutions in order, as records: from one sort of the whole table
+    per_session: dict[str, list[dict]] = {}
+    for rec in resolutions.sort_values(["transcript_id", "seq"], kind="stable").to_dict("records"):
+        per_session.setdefault(rec["transcript_id"], []).append(rec)
+    by_session = {tid: (np.array([r["seq"] for r in recs]), np.array([r["time_s"] for r in recs], dtype=float), recs)
+                  for tid, recs in per_session.items()}
     for r in ruptures.itertuples(index=False):
         row = {"case": r.case, "session": r.session, "transcript_id": r.transcript_id,
                "rupture_turn_id": r.turn_id, "rupture_s": r.time_s, "rupture_type": r.type,

@@ -406,10 +406,13 @@ def both_sides(segments: pd.DataFrame, codes: pd.DataFrame, names: dict[str, str
             "therapist codes by"]
     if "linked_segment_ids" not in segments.columns:
         return pd.DataFrame(columns=cols)
-    seg = {r["segment_id"]: r for r in segments.to_dict("records")}
+    # only the columns used: turning every column of every segment into Python values costs
+    shown = segments[["segment_id", "case", "session", "participant", "video_s", "window_start_s", "window_end_s",
+                      "recall_text", "context_text", "linked_segment_ids"]]
+    seg = {r["segment_id"]: r for r in shown.to_dict("records")}
     by_unit = recall_codes_by_unit(codes)  # every recall's codes, found once
     rows = []
-    for c in segments[(segments["participant"] == "client")].itertuples(index=False):
+    for c in shown[(shown["participant"] == "client")].itertuples(index=False):
         for t_id in filter(None, str(c.linked_segment_ids or "").split(";")):
             if t_id not in seg:
                 continue
@@ -445,7 +448,7 @@ def exemplars(codes: pd.DataFrame, turns: pd.DataFrame, segments: pd.DataFrame, 
     names = code_names(codebook)
     aligned = segments[segments["status"] == "aligned"]
     about: dict[str, list] = {}
-    for s in aligned.itertuples(index=False):
+    for s in aligned[["participant", "video_s", "recall_text", "session_turn_ids"]].itertuples(index=False):
         for tid in filter(None, str(s.session_turn_ids).split(";")):
             about.setdefault(tid, []).append(s)
     per = codes.drop_duplicates(["coder", "unit_type", "unit_id", "code_id"])

@@ -161,14 +161,16 @@ def _no_split(row) -> None:
 @functools.cache
 def _font(face: str):
     """DejaVu Sans (matplotlib's own font, always there): as wide as any sans font Word or LibreOffice will use
-    for Calibri, so a column measured with it is wide enough everywhere."""
-    import os
+    for Calibri, so a column measured with it is wide enough everywhere.  Found where matplotlib keeps its data
+    (``matplotlib.get_data_path()``) without importing matplotlib, which a report with no figure to draw does
+    not otherwise need."""
+    from importlib.util import find_spec
 
-    import matplotlib
     from PIL import ImageFont
 
     file = {"regular": "DejaVuSans.ttf", "bold": "DejaVuSans-Bold.ttf", "mono": "DejaVuSansMono.ttf"}[face]
-    return ImageFont.truetype(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", file), 100)
+    data = Path(find_spec("matplotlib").origin).with_name("mpl-data")
+    return ImageFont.truetype(str(data / "fonts" / "ttf" / file), 100)
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -487,16 +489,14 @@ class WordDoc:
         shape IDs counted here: python-docx finds the next free ID by searching the whole document for IDs, once
         for every picture."""
         from docx.oxml.shape import CT_Inline
-        from PIL import Image
 
         part = self.doc.part
         shape_id = part.next_id
         for run, path, width, max_height_cm in self._pictures:
-            with Image.open(path) as im:
-                aspect = im.height / im.width
+            rel_id, image = part.get_or_add_image(str(path))
+            aspect = image.px_height / image.px_width
             if width * aspect > max_height_cm:  # a tall figure keeps to a page, with its caption
                 width = max_height_cm / aspect
-            rel_id, image = part.get_or_add_image(str(path))
             cx, cy = image.scaled_dimensions(Cm(width), None)
             run._r.add_drawing(CT_Inline.new_pic_inline(shape_id, rel_id, image.filename, cx, cy))
             shape_id += 1
