@@ -72,78 +72,71 @@ def _stored_key(path: Path) -> str:
 def drawn_once(draw):
     """Draw a figure only when what it shows changed: the PNG carries a key of its data, and a figure whose key
     matches is kept.  Drawing the timelines of a large study costs seconds; a re-run should not pay them again.
-    ``figure.stale(*args, **kwargs)`` tells, without drawing, whether the figure must be drawn."""
+    ``figure.path_of(*args, **kwargs)`` is where the figure goes, known without checking or drawing it."""
 
     signature = inspect.signature(draw)
 
-    def stale(*args, **kwargs) -> tuple[Path, str]:
-        """The figure's path, and the key of what it shows if it must be drawn ("" when its PNG shows it)."""
+    def path_of(*args, **kwargs) -> Path:
+        return Path(signature.bind(*args, **kwargs).arguments["path"])
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs) -> Path:
+        global _drawing_key
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         path = Path(bound.arguments["path"])
         key = _key((), dict(bound.arguments))
-        return path, "" if path.exists() and _stored_key(path) == key else key
+        if path.exists() and _stored_key(path) == key:
+            return path
+        _drawing_key = key
+        try:
+            return draw(*args, **kwargs)
+        finally:
+            _drawing_key = ""
 
-    @functools.wraps(draw)
-    def wrapper(*args, **kwargs) -> Path:
-        path, key = stale(*args, **kwargs)
-        return _draw(wrapper, key, args, kwargs) if key else path
-
-    wrapper.stale = stale
+    wrapper.path_of = path_of
     return wrapper
 
 
-def _draw(figure, key: str, args: tuple, kwargs: dict) -> Path:
-    """Draw a ``drawn_once`` figure, storing ``key`` in its PNG."""
-    global _drawing_key
-    _drawing_key = key
-    try:
-        return figure.__wrapped__(*args, **kwargs)
-    finally:
-        _drawing_key = ""
-
-
 class Figures:
-    """The figures of one report, in ``folder``.  :meth:`draw` draws a figure only when what it shows changed;
-    when several must be drawn, forked worker processes draw them on every core while the report's text is
-    written (the timelines of a large study take seconds to draw), and :meth:`wait` waits for them."""
+    """The figures of one report, in ``folder``: each kept or drawn as ``drawn_once`` decides.  Forked worker
+    processes (one per core) do that while the report's text is written, for finding whether a figure changed
+    means hashing its data, and drawing the timelines of a large study takes seconds; :meth:`wait` waits for
+    them."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
-        self.paths: list[Path] = []  # every figure of the report, drawn or kept
-        self._todo: list[tuple] = []  # (figure, key, args, kwargs) not yet given to a worker
+        self.paths: list[Path] = []  # every figure of the report
+        self._todo: list[tuple] = []  # (figure, args, kwargs) not yet given to a worker
         self._pool = None
-        self._drawing: list = []  # the workers' futures
+        self._futures: list = []
 
     def draw(self, figure, *args, **kwargs) -> Path:
         """``figure(*args, **kwargs)`` for a ``drawn_once`` figure; its PNG is there once :meth:`wait` returns."""
-        path, key = figure.stale(*args, **kwargs)
-        self.paths.append(path)
-        if key:
-            self._todo.append((figure, key, args, kwargs))
-            if len(self._todo) > 1 or self._pool is not None:
-                self._start()
-        return path
+        self.paths.append(figure.path_of(*args, **kwargs))
+        self._todo.append((figure, args, kwargs))
+        if len(self._todo) > 1 or self._pool is not None:
+            self._start()
+        return self.paths[-1]
 
     def _start(self) -> None:
-        """Give the queued figures to the workers (started with the second figure to draw: one figure is drawn
-        here, which costs less than starting a process)."""
+        """Give the queued figures to the workers, started with the second figure (a report with one figure
+        checks or draws it here: starting processes would cost more)."""
         from .parallel import can_fork, cores, pool
 
         if not can_fork():
             return
         if self._pool is None:
-            from matplotlib.backends import backend_agg  # noqa: F401 (imported before the fork: the workers have it)
             self._pool = pool(cores())
-        self._drawing += [self._pool.submit(_draw, *job) for job in self._todo]
+        self._futures += [self._pool.submit(figure, *args, **kwargs) for figure, args, kwargs in self._todo]
         self._todo = []
 
     def wait(self) -> None:
-        """Draw what is left here, and wait for the workers (an error of theirs is raised here)."""
-        for job in self._todo:
-            _draw(*job)
+        """Check or draw what is left here, and wait for the workers (an error of theirs is raised here)."""
+        for figure, args, kwargs in self._todo:
+            figure(*args, **kwargs)
         self._todo = []
-        for future in self._drawing:
+        for future in self._futures:
             future.result()
 
     def __enter__(self):
