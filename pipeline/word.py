@@ -77,7 +77,7 @@ def docx_cells(df: pd.DataFrame, name: str) -> list[list[str]]:
     cut = DOCX_CUT.get(name, DOCX_CELL_LIMIT)
     groups = [list(df.columns).index(c) for c in DOCX_GROUPED.get(name, []) if c in df.columns]
     rows, prev = [], None
-    for row in df.itertuples(index=False):
+    for row in _rows(df):
         cells = [cell_text(v, cut) for v in row]
         shown = list(cells)
         if prev is not None:
@@ -89,6 +89,14 @@ def docx_cells(df: pd.DataFrame, name: str) -> list[list[str]]:
         rows.append(shown)
         prev = cells
     return [list(map(str, df.columns))] + rows
+
+
+def _rows(df: pd.DataFrame):
+    """The rows of ``df`` as tuples of Python values, converted a column at a time (``itertuples`` converts
+    every arrow-backed value on its own)."""
+    if not len(df.columns):
+        return iter([()] * len(df))
+    return zip(*(df.iloc[:, i].tolist() for i in range(len(df.columns))), strict=True)
 
 
 
@@ -258,7 +266,7 @@ def _is_number(series: pd.Series) -> bool:
         return False
     if pd.api.types.is_numeric_dtype(series):
         return True
-    texts = [str(v) for v in series if isinstance(v, str) and v]
+    texts = [str(v) for v in series.tolist() if isinstance(v, str) and v]
     return bool(texts) and all(NUMERIC_TEXT.match(t) for t in texts) and len(texts) == series.notna().sum()
 
 
@@ -456,7 +464,7 @@ class WordDoc:
         numeric = numeric or [False] * len(df.columns)
         for c, is_number in zip(df.columns, numeric, strict=True):
             face = "mono" if c in mono else "regular"
-            texts = [cell_text(v, cut) for v in df[c]]
+            texts = [cell_text(v, cut) for v in df[c].tolist()]
             words = {w for t in texts for w in t.split()}
             longest_word = max([text_cm(w, font_pt, "bold") for w in str(c).split()]
                                + [text_cm(w[:45], font_pt, face) for w in words] + [0.0])
