@@ -1,0 +1,119 @@
+"""The quick ways of writing the report give what the plain ways give: a run's text appended in pieces, a table
+copied from one built once, pictures placed at save, IDs matched with a set, timelines drawn into a reused
+frame, and figures drawn by forked workers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from docx import Document
+from docx.shared import Cm
+from lxml import etree
+from PIL import Image
+
+from pipeline.figures import Figures, code_frequency_figure, timeline_figure
+from pipeline.sequences import member
+from pipeline.word import WordDoc, add_text, borders, set_widths
+
+TEXTS = ["plain", " leading and trailing ", "a\tb", "line\nbreak", "crlf\r\nend", "\t", "\n\n", "", "“é😀”"]
+
+
+def xml(element) -> bytes:
+    return etree.tostring(element)
+
+
+def test_add_text_makes_the_runs_python_docx_makes():
+    doc = Document()
+    for text in TEXTS:
+        slow, quick = doc.add_paragraph().add_run(), doc.add_paragraph().add_run()
+        slow.text = text
+        add_text(quick, text)
+        assert xml(quick._r) == xml(slow._r), repr(text)
+
+
+def test_a_copied_table_is_the_table_built_cell_by_cell():
+    d = WordDoc()
+    texts = [["head 1", "head 2"], ["a\nb", " c "], ["", "d\te"]]
+
+    def build(values):
+        t = d.doc.add_table(rows=len(values), cols=2)
+        borders(t)
+        set_widths(t, [d.width_cm / 2] * 2)
+        for row, line in zip(t.rows, values, strict=True):
+            for cell, text in zip(row.cells, line, strict=True):
+                cell.text = text
+                cell.paragraphs[0].runs[0].bold = True
+        return t
+
+    slow = build(texts)
+    for _ in range(2):  # the second one is copied from the first
+        quick = d.copy_table(("test",), lambda: build([[""] * 2] * 3), [t for line in texts for t in line])
+        assert xml(quick._tbl) == xml(slow._tbl)
+
+
+def test_pictures_placed_at_save_are_those_add_picture_places(tmp_path):
+    paths = []
+    for i, n in enumerate((2, 40)):  # a short chart and one taller than a page
+        paths.append(code_frequency_figure(pd.DataFrame({"label": [f"c{k}" for k in range(n)], "auto": range(n)}),
+                                           ["auto"], tmp_path / f"f{i}.png"))
+    d = WordDoc()
+    for path in paths:
+        d.figure(path, "A figure")
+    d.save(tmp_path / "quick.docx")
+    quick = Document(tmp_path / "quick.docx").inline_shapes
+    plain = Document()
+    widths = []
+    for path in paths:
+        width = 16.0
+        with Image.open(path) as im:
+            if width * im.height / im.width > 21.0:
+                width = 21.0 * im.width / im.height
+        widths.append(plain.add_picture(str(path), width=Cm(width)))
+    assert [(s.width, s.height) for s in quick] == [(s.width, s.height) for s in widths]
+    ids = [s._inline.docPr.id for s in quick]
+    assert ids == [s._inline.docPr.id for s in widths] == sorted(set(ids))
+
+
+def test_member_is_isin():
+    column = pd.Series(["a", "b", None, "c", "a"], dtype="str")
+    for values in (["a", "c"], pd.Series(["b"]), pd.Index(["x"]), {"a": 1}, []):
+        assert member(column, values).tolist() == column.isin(list(values)).tolist()
+
+
+def _timeline(tmp_path, name, n, duration):
+    rng = np.random.default_rng(n)
+    times = np.sort(rng.uniform(0, duration, n))
+    ruptures = pd.DataFrame({"transcript_id": "t", "turn_id": [f"u{i}" for i in range(n)], "time_s": times,
+                             "type": rng.choice(["withdrawal", "confrontation", "withdrawal+confrontation"], n)})
+    resolutions = pd.DataFrame({"transcript_id": "t", "time_s": times + 20})
+    sequences = pd.DataFrame({"transcript_id": "t", "rupture_turn_id": ruptures["turn_id"], "rupture_s": times,
+                              "repair_s": times + 20, "status": rng.choice(["repaired", "unrepaired"], n)})
+    stops = pd.DataFrame({"case": "c", "session": "s", "participant": ["client", "therapist"] * 2,
+                          "session_s": [10.0, 20.0, duration / 2, duration - 5]})
+    return (f"Case c, session {name}", duration, ruptures, resolutions, sequences, stops, tmp_path / f"{name}.png")
+
+
+def test_a_timeline_drawn_after_others_is_the_one_drawn_first(tmp_path):
+    first = _timeline(tmp_path / "first", "one", 12, 3000.0)
+    (tmp_path / "first").mkdir()
+    (tmp_path / "again").mkdir()
+    timeline_figure(*first)
+    timeline_figure(*_timeline(tmp_path / "first", "two", 40, 900.0))  # other data in the same frame
+    timeline_figure(*_timeline(tmp_path / "first", "three", 0, 100.0))
+    again = _timeline(tmp_path / "again", "one", 12, 3000.0)
+    timeline_figure(*again)
+    assert first[-1].read_bytes() == again[-1].read_bytes()
+
+
+def test_figures_drawn_by_workers_are_those_drawn_here(tmp_path):
+    for folder in ("here", "workers"):
+        (tmp_path / folder).mkdir()
+    jobs = [_timeline(tmp_path / "here", f"s{i}", 5 + i, 600.0 * (i + 1)) for i in range(4)]
+    for job in jobs:
+        timeline_figure(*job)
+    with Figures(tmp_path / "workers") as figures:
+        paths = [figures.draw(timeline_figure, *job[:-1], tmp_path / "workers" / job[-1].name) for job in jobs]
+        figures.wait()
+    assert figures.paths == paths
+    for job, path in zip(jobs, paths, strict=True):
+        assert path.read_bytes() == job[-1].read_bytes()
