@@ -11,6 +11,7 @@ column name, never by position.
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -31,7 +32,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from .errors import Problem
 from .files import atomic_path, sha256_file, sha256_text, write_text
 from .timecode import format_time
-from .xlsx import row_height, set_cell, write_table
+from .xlsx import WRAP, cell_style, row_height, stream_lines, stream_table
 
 UNIT_SHEETS = {"Turns": "turn", "Segments": "segment"}
 REMOVED_SHEET = "Removed units"
@@ -335,13 +336,12 @@ def coded_entries(entries: pd.DataFrame, unit_ids=None) -> pd.DataFrame:
 def _suggestions(codes: pd.DataFrame) -> dict[str, tuple[str, str]]:
     """unit_id -> (suggested code IDs, evidence) from the automatic codes."""
     auto = codes[codes["coder"] == "auto"]
-    out: dict[str, tuple[str, str]] = {}
-    for unit_id, g in auto.groupby("unit_id", sort=False):
-        ids = list(dict.fromkeys(g["code_id"]))
-        evidence = "; ".join(dict.fromkeys(f"{c}: “{e}”"
-                                           for c, e in zip(g["code_id"], g["evidence"], strict=True)))
-        out[unit_id] = (", ".join(ids), evidence)
-    return out
+    ids: dict[str, dict] = {}
+    evidence: dict[str, dict] = {}  # dicts as ordered sets: each once, in the order found
+    for unit_id, code, words in zip(auto["unit_id"], auto["code_id"], auto["evidence"], strict=True):
+        ids.setdefault(unit_id, {})[code] = None
+        evidence.setdefault(unit_id, {})[f"{code}: “{words}”"] = None
+    return {unit_id: (", ".join(ids[unit_id]), "; ".join(evidence[unit_id])) for unit_id in ids}
 
 
 def unit_rows(kind: str, units: pd.DataFrame, suggestions: dict, blind: bool) -> tuple[list[str], list[list]]:
@@ -393,75 +393,16 @@ class Layout:
 def write_workbook(path: Path, kind: str, header: list[str], rows: list[list], codebook,
                    entries: dict[str, Entry], removed: list[Entry], *, blind: bool = False,
                    layout: Layout | None = None, digest: str = "", about: str = "") -> None:
-    """Write one coder's workbook atomically; ``entries`` (by unit_id) and ``removed`` are carried over."""
-    layout = layout or Layout()
-    n_codes = max([MIN_CODE_COLUMNS] + [len(e.codes) for e in entries.values()])
-    extras = list(dict.fromkeys(k for e in entries.values() for k in e.extra))
-    extras.sort(key=lambda k: layout.order.index(k) if k in layout.order else len(layout.order))
-    code_cols = [f"code {i}" for i in range(1, n_codes + 1)]
-    full_header = header + code_cols + ["memo"] + extras
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "Turns" if kind == "session" else "Segments"
-    body = []
-    for row in rows:
-        e = entries.get(row[0]) or Entry(row[0])
-        body.append(row + e.codes + [None] * (n_codes - len(e.codes)) + [e.memo or None]
-                    + [e.extra.get(k) for k in extras])
-    code_width = min(40, max([12] + [len(c.id) + 4 for c in codebook.codes]))  # the drop-down shows whole IDs
-    widths = {**WIDTHS, **{c: code_width for c in code_cols},
-              **({"suggested codes": 12, "evidence": 6} if blind else {})}
-    last = write_table(ws, full_header, body, widths, wrap=WRAPPED)
-    col_widths = [widths.get(h, 12) for h in full_header]
-    for r, row in enumerate(body, 2):
-        ws.row_dimensions[r].height = row_height(row, col_widths)
-    for c, name in enumerate(full_header, 1):
-        letter = get_column_letter(c)
-        if name in code_cols or name == "memo" or name in extras:
-            ws.cell(1, c).fill = CODER_FILL
-        if name in layout.widths:
-            ws.column_dimensions[letter].width = layout.widths[name]
-        if name in layout.hidden and name != "unit_id" and name not in code_cols and name != "memo":
-            ws.column_dimensions[letter].hidden = True
-        if blind and name == "evidence":
-            ws.column_dimensions[letter].hidden = True
-    _print_setup(ws)
-    ids = [c.id for c in codebook.codes]
-    code_sheet = wb.create_sheet("Codebook")
-    write_table(code_sheet, ["id", "name", "brief definition", "full definition", "when to use", "when not to use",
-                             "examples", "applies to"],
-                [[c.id, c.name, c.brief, c.definition, c.when_to_use, c.when_not_to_use, "\n".join(c.examples),
-                  _applies(c)] for c in codebook.codes],
-                {"id": 38, "name": 28, "brief definition": 40, "full definition": 60, "when to use": 40,
-                 "when not to use": 40, "examples": 40, "applies to": 22},
-                wrap=("name", "brief definition", "full definition", "when to use", "when not to use", "examples",
-                      "applies to"))
-    cb_widths = [38, 28, 40, 60, 40, 40, 40, 22]
-    for r, c in enumerate(codebook.codes, 2):
-        code_sheet.row_dimensions[r].height = row_height(
-            [c.id, c.name, c.brief, c.definition, c.when_to_use, c.when_not_to_use, "\n".join(c.examples)],
-            cb_widths, most=10)
-    _print_setup(code_sheet)
-    if last >= 2 and ids:
-        # A list of the Codebook sheet's IDs (written without "=", as Excel itself writes it).
-        dv = DataValidation(type="list", formula1=f"Codebook!$A$2:$A${len(ids) + 1}", allow_blank=True,
-                            showErrorMessage=True, errorTitle="Not a code of the codebook",
-                            error="Choose a code ID from the list (sheet Codebook).",
-                            showInputMessage=False)
-        first_code = len(header) + 1
-        dv.add(f"{get_column_letter(first_code)}2:{get_column_letter(first_code + n_codes - 1)}{last}")
-        ws.add_data_validation(dv)
-    how = wb.create_sheet("How to code")
-    lines = list(HOW_TO_CODE)
-    if about:
-        lines.insert(1, about)
-    if blind:
-        lines.insert(2, "This is a blind coding round: the automatic suggestions are hidden. Code without them.")
-    for r, line in enumerate(lines, 1):
-        cell = set_cell(how, r, 1, line, wrap=True)
-        if r == 1:
-            cell.font = Font(bold=True, size=14)
-    how.column_dimensions["A"].width = 110
+    """Write one coder's workbook atomically; ``entries`` (by unit_id) and ``removed`` are carried over.
+
+    The workbook is written write-only (each sheet streamed row by row): an export writes hundreds of them."""
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("Turns" if kind == "session" else "Segments")
+    last, n_codes = _unit_sheet(ws, header, rows, codebook, entries, blind=blind, layout=layout or Layout())
+    _codebook_sheet(wb.create_sheet("Codebook"), codebook)
+    if last >= 2 and codebook.codes:
+        _code_lists(ws, len(codebook.codes), len(header) + 1, n_codes, last)
+    _how_to_sheet(wb.create_sheet("How to code"), about, blind)
     if removed:
         _removed_sheet(wb.create_sheet(REMOVED_SHEET), removed)
     if digest:
@@ -470,13 +411,83 @@ def write_workbook(path: Path, kind: str, header: list[str], rows: list[list], c
         wb.save(tmp)
 
 
+def _unit_sheet(ws, header: list[str], rows: list[list], codebook, entries: dict[str, Entry], *, blind: bool,
+                layout: Layout) -> tuple[int, int]:
+    """The sheet of units with the coder's columns: their codes, memo and own columns.  Returns the last row
+    and the number of code columns."""
+    n_codes = max([MIN_CODE_COLUMNS] + [len(e.codes) for e in entries.values()])
+    extras = list(dict.fromkeys(k for e in entries.values() for k in e.extra))
+    extras.sort(key=lambda k: layout.order.index(k) if k in layout.order else len(layout.order))
+    code_cols = [f"code {i}" for i in range(1, n_codes + 1)]
+    full_header = header + code_cols + ["memo"] + extras
+    body = []
+    for row in rows:
+        e = entries.get(row[0]) or Entry(row[0])
+        body.append(row + e.codes + [None] * (n_codes - len(e.codes)) + [e.memo or None]
+                    + [e.extra.get(k) for k in extras])
+    code_width = min(40, max([12] + [len(c.id) + 4 for c in codebook.codes]))  # the drop-down shows whole IDs
+    widths = {**WIDTHS, **{c: code_width for c in code_cols},
+              **({"suggested codes": 12, "evidence": 6} if blind else {})}
+    col_widths = [widths.get(h, 12) for h in full_header]
+    for c, name in enumerate(full_header, 1):
+        kept = name == "unit_id" or name in code_cols or name == "memo"
+        if (name in layout.hidden and not kept) or (blind and name == "evidence"):
+            ws.column_dimensions[get_column_letter(c)].hidden = True
+    _print_setup(ws)
+    last = stream_table(ws, full_header, body, {**widths, **layout.widths}, wrap=WRAPPED,
+                        heights=[row_height(row, col_widths) for row in body],
+                        fills=dict.fromkeys(code_cols + ["memo"] + extras, CODER_FILL))
+    return last, n_codes
+
+
+def _code_lists(ws, n_ids: int, first_code: int, n_codes: int, last: int) -> None:
+    """The drop-down list of the Codebook sheet's IDs in the code columns."""
+    # Written without "=", as Excel itself writes it.
+    dv = DataValidation(type="list", formula1=f"Codebook!$A$2:$A${n_ids + 1}", allow_blank=True,
+                        showErrorMessage=True, errorTitle="Not a code of the codebook",
+                        error="Choose a code ID from the list (sheet Codebook).", showInputMessage=False)
+    dv.add(f"{get_column_letter(first_code)}2:{get_column_letter(first_code + n_codes - 1)}{last}")
+    ws.data_validations.append(dv)
+
+
+CODEBOOK_WIDTHS = {"id": 38, "name": 28, "brief definition": 40, "full definition": 60, "when to use": 40,
+                   "when not to use": 40, "examples": 40, "applies to": 22}
+CODEBOOK_WRAPPED = ("name", "brief definition", "full definition", "when to use", "when not to use", "examples",
+                    "applies to")
+
+
+def _codebook_sheet(ws, codebook) -> None:
+    """The codebook, the same in every workbook of a run: its rows are made once."""
+    rows = tuple((c.id, c.name, c.brief, c.definition, c.when_to_use, c.when_not_to_use, "\n".join(c.examples),
+                  _applies(c)) for c in codebook.codes)
+    _print_setup(ws)
+    stream_table(ws, list(CODEBOOK_WIDTHS), rows, CODEBOOK_WIDTHS, wrap=CODEBOOK_WRAPPED,
+                 heights=_codebook_heights(rows), repeated=True)
+
+
+@functools.lru_cache(maxsize=2)
+def _codebook_heights(rows: tuple[tuple[str, ...], ...]) -> tuple[float, ...]:
+    widths = list(CODEBOOK_WIDTHS.values())
+    return tuple(row_height(row[:-1], widths, most=10) for row in rows)  # not "applies to"
+
+
+def _how_to_sheet(ws, about: str, blind: bool) -> None:
+    lines = list(HOW_TO_CODE)
+    if about:
+        lines.insert(1, about)
+    if blind:
+        lines.insert(2, "This is a blind coding round: the automatic suggestions are hidden. Code without them.")
+    ws.column_dimensions["A"].width = 110
+    stream_lines(ws, lines, [cell_style(ws, Font(bold=True, size=14), alignment=WRAP), cell_style(ws, alignment=WRAP)])
+
+
 def _removed_sheet(ws, removed: list[Entry]) -> None:
     n = max(len(e.codes) for e in removed) or 1
     extras = list(dict.fromkeys(k for e in removed for k in e.extra))
     header = REMOVED_HEADER + [f"code {i}" for i in range(1, n + 1)] + ["memo"] + extras
     rows = [[e.unit_id, e.unit_type, e.removed_on] + e.codes + [None] * (n - len(e.codes)) + [e.memo or None]
             + [e.extra.get(k) for k in extras] for e in removed]
-    write_table(ws, header, rows, {"unit_id": 34, **WIDTHS}, wrap=("memo",))
+    stream_table(ws, header, rows, {"unit_id": 34, **WIDTHS}, wrap=("memo",))
 
 
 def _applies(code) -> str:
@@ -553,26 +564,34 @@ def backup(path: Path) -> Path:
     return target
 
 
-def carry(mine: pd.DataFrame, unit_ids: set[str], today: str) -> tuple[dict[str, Entry], list[Entry]]:
-    """A coder's entries for one transcript, split into those of current units and those of removed ones.
+def carry(mine: list[dict], unit_ids: set[str], today: str) -> tuple[dict[str, Entry], list[Entry]]:
+    """A coder's entries for one transcript (rows of the entries table), split into those of current units and
+    those of removed ones.
 
     An entry of a unit that is gone moves to ``Removed units`` with today's date; one already there keeps its
     date, and moves back when its unit returns (unless the coder coded the returned unit anew).
     """
     carried: dict[str, Entry] = {}
     removed: list[Entry] = []
-    rows = list(mine.itertuples(index=False))
-    for e in sorted(rows, key=lambda e: e.sheet == REMOVED_SHEET):  # the unit sheets first
-        extra = json.loads(e.extra) if isinstance(e.extra, str) and e.extra else {}
-        entry = Entry(e.unit_id, e.unit_type, [c for c in e.codes.split(";") if c], e.memo, extra,
-                      e.removed_on if e.sheet == REMOVED_SHEET else "")
-        if e.unit_id in unit_ids and e.unit_id not in carried:
+    for e in sorted(mine, key=lambda e: e["sheet"] == REMOVED_SHEET):  # the unit sheets first
+        extra = json.loads(e["extra"]) if isinstance(e["extra"], str) and e["extra"] else {}
+        entry = Entry(e["unit_id"], e["unit_type"], [c for c in e["codes"].split(";") if c], e["memo"], extra,
+                      e["removed_on"] if e["sheet"] == REMOVED_SHEET else "")
+        if e["unit_id"] in unit_ids and e["unit_id"] not in carried:
             entry.removed_on = ""
-            carried[e.unit_id] = entry
+            carried[e["unit_id"]] = entry
         else:
             entry.removed_on = entry.removed_on or today
             removed.append(entry)
     return carried, removed
+
+
+def _by_workbook(entries: pd.DataFrame) -> dict[tuple[str, str], list[dict]]:
+    """The entries as rows, by (coder, transcript_id): one pass, instead of a search of the table per workbook."""
+    out: dict[tuple[str, str], list[dict]] = {}
+    for e in entries.to_dict("records"):
+        out.setdefault((e["coder"], e["transcript_id"]), []).append(e)
+    return out
 
 
 def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataFrame, codes: pd.DataFrame,
@@ -588,6 +607,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
     written = []
     jobs: list = []
     today = datetime.now().strftime("%Y-%m-%d")
+    by_workbook = _by_workbook(entries)
     sessions = turns[turns["kind"] == "session"]
     by_tid_turns = {tid: g.sort_values("seq") for tid, g in sessions.groupby("transcript_id")}
     by_tid_segs = ({tid: g.sort_values("stop_no") for tid, g in segments.groupby("transcript_id")}
@@ -605,9 +625,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
             if path.exists() and (state.get(key, {}).get("digest") or stored_digest(path)) == digest:
                 state[key] = {"digest": digest}
                 continue  # what it shows is unchanged: leave the coder's file alone
-            mine = (entries[(entries["coder"] == coder) & (entries["transcript_id"] == tid)]
-                    if len(entries) else entries)
-            carried, removed = carry(mine, unit_ids, today)
+            carried, removed = carry(by_workbook.get((coder, tid), []), unit_ids, today)
             if progress:
                 progress(key)
             layout = Layout()
