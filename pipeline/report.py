@@ -63,18 +63,18 @@ def build_report(study, codebook, tables: dict[str, pd.DataFrame], audit: dict, 
 
 
 def write_tables_xlsx(path: Path, tables: dict[str, pd.DataFrame]) -> None:
-    """Every table as a sheet of tables.xlsx, named as the table."""
+    """Every table as a sheet of tables.xlsx, named as the table (written as rows of XML text by
+    ``stream_table``: cell by cell, openpyxl took longer than the rest of the report)."""
     from openpyxl import Workbook
 
-    from .xlsx import write_table
+    from .xlsx import stream_table
 
-    wb = Workbook()
-    wb.remove(wb.active)
+    wb = Workbook(write_only=True)
     for name, df in tables.items():
         long_text = [c for c in df.columns if df[c].dtype == object and df[c].astype(str).str.len().max() > 60]
         widths = {c: 50 for c in long_text}
-        write_table(wb.create_sheet(name[:31]), list(df.columns), df.itertuples(index=False), widths,
-                    wrap=long_text)
+        stream_table(wb.create_sheet(name[:31]), list(df.columns), list(df.itertuples(index=False, name=None)),
+                     widths, wrap=long_text)
     with atomic_path(path) as tmp:
         wb.save(tmp)
 
