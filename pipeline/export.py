@@ -12,12 +12,10 @@ column name, never by position.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
-import multiprocessing as mp
-import os
 import re
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -602,7 +600,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
     except (OSError, ValueError):
         state = {}
-    suggestions = _suggestions(codes)
+    suggestions = None  # made when the first workbook needs them
     blind = bool(study.settings.blind)
     written = []
     jobs: list = []
@@ -612,18 +610,29 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
     by_tid_turns = {tid: g.sort_values("seq") for tid, g in sessions.groupby("transcript_id")}
     by_tid_segs = ({tid: g.sort_values("stop_no") for tid, g in segments.groupby("transcript_id")}
                    if len(segments) else {})
+    # A transcript's workbooks show its units and their suggestions: when neither changed (nor the codebook),
+    # its workbooks are left alone without even making their rows.
+    shown = _digests_by(sessions, sessions["transcript_id"]) | _digests_by(segments, segments["transcript_id"])
+    suggested = _digests_by(*_auto_by_transcript(codes, sessions, segments))
     for tid, kind in sorted(kinds.items()):
         units = by_tid_turns.get(tid) if kind == "session" else by_tid_segs.get(tid)
         if units is None or units.empty:
             continue
+        inputs = sha256_text(FORMAT_VERSION, codebook.digest, str(blind), shown[tid], suggested.get(tid, ""))
+        paths = {coder: workbook_path(study, coder, tid) for coder in study.coders()}
+        todo = [c for c, path in paths.items()
+                if not (path.exists() and state.get(_rel(path, study), {}).get("inputs") == inputs)]
+        if not todo:
+            continue
+        suggestions = _suggestions(codes) if suggestions is None else suggestions
         header, rows = unit_rows(kind, units, suggestions, blind)
         digest = sha256_text(FORMAT_VERSION, json.dumps([header, rows], default=str), codebook.digest, str(blind))
         unit_ids = {r[0] for r in rows}
-        for coder in study.coders():
-            path = workbook_path(study, coder, tid)
-            key = path.relative_to(study.root).as_posix()
+        for coder in todo:
+            path = paths[coder]
+            key = _rel(path, study)
             if path.exists() and (state.get(key, {}).get("digest") or stored_digest(path)) == digest:
-                state[key] = {"digest": digest}
+                state[key] = {**state.get(key, {}), "digest": digest, "inputs": inputs}
                 continue  # what it shows is unchanged: leave the coder's file alone
             carried, removed = carry(by_workbook.get((coder, tid), []), unit_ids, today)
             if progress:
@@ -636,12 +645,33 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
                 f", version {codebook.version}" if codebook.version else "") + "."
             jobs.append((path, (kind, header, rows, codebook, carried, removed),
                          {"blind": blind, "layout": layout, "digest": digest, "about": about}))
-            state[key] = {"digest": digest}
+            state[key] = {"digest": digest, "inputs": inputs}
     for path, sha in zip((j[0] for j in jobs), _write_all(jobs), strict=True):
-        state[path.relative_to(study.root).as_posix()]["sha256"] = sha
+        state[_rel(path, study)]["sha256"] = sha
         written.append(path)
     write_text(state_path, json.dumps(state, indent=1, sort_keys=True))
     return written
+
+
+def _rel(path: Path, study) -> str:
+    return path.relative_to(study.root).as_posix()
+
+
+def _digests_by(frame: pd.DataFrame, by) -> dict[str, str]:
+    """A digest of the rows of each group (by transcript), from vectorised row hashes."""
+    if frame.empty:
+        return {}
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return {key: hashlib.sha256(rows[at].tobytes()).hexdigest()
+            for key, at in frame.groupby(by, sort=False).indices.items()}
+
+
+def _auto_by_transcript(codes: pd.DataFrame, sessions: pd.DataFrame, segments: pd.DataFrame):
+    """The automatic codes (what the suggestion columns show) and the transcript of each."""
+    auto = codes.loc[codes["coder"] == "auto", ["unit_id", "code_id", "evidence"]]
+    of = dict(zip(sessions["turn_id"], sessions["transcript_id"], strict=True))
+    of.update(zip(segments["segment_id"], segments["transcript_id"], strict=True))
+    return auto, auto["unit_id"].map(of).fillna("")
 
 
 # Writing workbooks is most of the export's time, and each is independent: with many of them, both cores work.
@@ -657,13 +687,14 @@ def _write_job(i: int) -> str:
 
 def _write_all(jobs: list) -> list[str]:
     """Write every workbook; the sha256 of each.  Workers are forked, so the jobs are not copied to them."""
+    from .parallel import can_fork, cores, pool
+
     global _JOBS
     _JOBS = jobs
     try:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        if len(jobs) < PARALLEL_FROM or cores < 2 or "fork" not in mp.get_all_start_methods():
+        if len(jobs) < PARALLEL_FROM or not can_fork():
             return [_write_job(i) for i in range(len(jobs))]
-        with ProcessPoolExecutor(max_workers=min(cores, 4), mp_context=mp.get_context("fork")) as pool:
-            return list(pool.map(_write_job, range(len(jobs)), chunksize=1))
+        with pool(min(cores(), 4)) as workers:
+            return list(workers.map(_write_job, range(len(jobs)), chunksize=1))
     finally:
         _JOBS = []

@@ -73,6 +73,15 @@ def sha256_text(*parts: str) -> str:
     return h.hexdigest()
 
 
+def frame_digest(frame) -> str:
+    """A digest of a table's values and columns (vectorised row hashes: ``to_json`` of a large study took a
+    second)."""
+    import pandas as pd
+
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+    return hashlib.sha256(rows + repr(list(frame.columns)).encode()).hexdigest()
+
+
 def remove_stale_temps(folders, older_than: float) -> list[Path]:
     """Remove the temporary files of :func:`atomic_path` that a killed run left behind (those last changed
     before ``older_than``, a time stamp: never the files of a run still writing); returns what was removed."""

@@ -6,7 +6,6 @@ a bad file never leaves a half-updated study behind.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import time
@@ -18,7 +17,7 @@ import pandas as pd
 
 from . import __version__
 from .errors import InputError, Problem
-from .files import sha256_file, sha256_text, write_parquet, write_text
+from .files import frame_digest, sha256_file, sha256_text, write_parquet, write_text
 from .study import Study
 
 
@@ -148,12 +147,6 @@ def run_code(study: Study, log: RunLog, codebook=None, entries=None, coder=None)
     return codes
 
 
-def _frame_digest(frame: pd.DataFrame) -> str:
-    """A digest of a table's values (vectorised row hashes: to_json of a large study took a second)."""
-    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
-    return hashlib.sha256(rows + repr(list(frame.columns)).encode()).hexdigest()
-
-
 CODEBOOK_KEY = "(codebook)"  # in code_state.json: the digest of the codebook the last code stage applied
 
 
@@ -173,7 +166,7 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
              turns[turns["kind"] == "session"].groupby("transcript_id", sort=False)}
     units |= {tid: (g["segment_id"], g[["segment_id", "participant", "recall_text", "status"]]) for tid, g in
               segments.groupby("transcript_id", sort=False)}
-    keys = {tid: sha256_text(codebook.digest, __version__, _frame_digest(frame)) for tid, (_, frame) in units.items()}
+    keys = {tid: sha256_text(codebook.digest, __version__, frame_digest(frame)) for tid, (_, frame) in units.items()}
     old = _codes_state(study)
     codes_path = study.interim / "codes.parquet"
     same = [tid for tid, key in keys.items() if old.get(tid) == key]

@@ -215,13 +215,13 @@ def main() -> None:
 
     print(f"\ncold `ipr analyze`: {cold:.2f} s, {words / cold:,.0f} words/s, peak memory {peak:.0f} MB")
     print(f"  {'stage':<10} {'cold':>7} {'re-run':>7} {'1 changed':>10}")
-    runs = (stages, again_stages, one_stages)
+    runs, walls = (stages, again_stages, one_stages), (cold, again, one)
     for stage in [s for s in stages if s != "elapsed"]:
-        print(f"  {stage:<10} " + " ".join(f"{r.get(stage, 0):{w}.2f}" for r, w in zip(runs, (7, 7, 10))))
-    print("  (export and report run side by side: the run took less than their sum)")
-    walls = (cold, again, one)
-    print(f"  {'(start-up)':<10} " + " ".join(f"{wall - r.get('elapsed', sum(r.values())):{w}.2f}"
-                                               for wall, r, w in zip(walls, runs, (7, 7, 10))))
+        a, b, c = (r.get(stage, 0) for r in runs)
+        print(f"  {stage:<10} {a:7.2f} {b:7.2f} {c:10.2f}")
+    a, b, c = (wall - r.get("elapsed", sum(r.values())) for wall, r in zip(walls, runs, strict=True))
+    print(f"  {'(start-up)':<10} {a:7.2f} {b:7.2f} {c:10.2f}")
+    print("  (export and report run side by side, so a run takes less than the sum of its stages)")
     print(f"floor (spaCy tokenizer + {rows:,} rows write-only): {base:.2f} s  -> ratio {cold / base:.2f}x "
           "(target <= 2x)")
     code_s = stages.get("code", float("nan"))

@@ -9,6 +9,7 @@ import pipeline.align
 import pipeline.coding
 import pipeline.export
 import pipeline.ingest
+import pipeline.parallel
 from pipeline.cli import main
 
 
@@ -25,6 +26,7 @@ def same(a: pd.DataFrame, b: pd.DataFrame, by: list[str]) -> None:
 
 def test_rerun_without_changes_reads_and_codes_nothing(demo_study, monkeypatch):
     first = analyze(demo_study)
+    monkeypatch.setattr(pipeline.parallel, "can_fork", lambda: False)  # any coding would be done here, and seen
     calls = []
     real = pipeline.coding.apply_codebook
     monkeypatch.setattr(pipeline.coding, "apply_codebook", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -89,3 +91,20 @@ def test_a_deleted_workbook_is_written_again(demo_study):
     path.unlink()
     analyze(demo_study)
     assert path.exists()
+
+
+def test_only_the_changed_transcripts_workbooks_are_even_made_into_rows(demo_study, monkeypatch):
+    analyze(demo_study)
+    made = []
+    real = pipeline.export.unit_rows
+    monkeypatch.setattr(pipeline.export, "unit_rows", lambda kind, units, *a: made.append(
+        units["transcript_id"].iloc[0]) or real(kind, units, *a))
+    txt = demo_study / "data" / "raw" / "D02_S5_ipr-client.txt"
+    txt.write_text(txt.read_text(encoding="utf-8") + "\nC: And I felt judged by her then, really.\n", encoding="utf-8")
+    analyze(demo_study)
+    assert made == ["D02_S5_ipr-client"]
+    book = demo_study / "data" / "coded" / "coder_a" / "D02_S5_ipr-client.xlsx"
+    from openpyxl import load_workbook
+
+    rows = load_workbook(book, read_only=True)["Segments"].iter_rows(values_only=True)
+    assert any("I felt judged by her then, really." in str(cell) for row in rows for cell in row)
