@@ -12,7 +12,6 @@ column name, never by position.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
 import shutil
@@ -28,7 +27,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from .errors import Problem
-from .files import atomic_path, sha256_file, sha256_text, write_text
+from .files import atomic_path, digests_by, sha256_file, sha256_text, write_text
 from .timecode import format_time
 from .xlsx import WRAP, cell_style, row_height, stream_lines, stream_table
 
@@ -612,8 +611,8 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
                    if len(segments) else {})
     # A transcript's workbooks show its units and their suggestions: when neither changed (nor the codebook),
     # its workbooks are left alone without even making their rows.
-    shown = _digests_by(sessions, sessions["transcript_id"]) | _digests_by(segments, segments["transcript_id"])
-    suggested = _digests_by(*_auto_by_transcript(codes, sessions, segments))
+    shown = digests_by(sessions, sessions["transcript_id"]) | digests_by(segments, segments["transcript_id"])
+    suggested = digests_by(*_auto_by_transcript(codes, sessions, segments))
     for tid, kind in sorted(kinds.items()):
         units = by_tid_turns.get(tid) if kind == "session" else by_tid_segs.get(tid)
         if units is None or units.empty:
@@ -655,15 +654,6 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
 
 def _rel(path: Path, study) -> str:
     return path.relative_to(study.root).as_posix()
-
-
-def _digests_by(frame: pd.DataFrame, by) -> dict[str, str]:
-    """A digest of the rows of each group (by transcript), from vectorised row hashes."""
-    if frame.empty:
-        return {}
-    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    return {key: hashlib.sha256(rows[at].tobytes()).hexdigest()
-            for key, at in frame.groupby(by, sort=False).indices.items()}
 
 
 def _auto_by_transcript(codes: pd.DataFrame, sessions: pd.DataFrame, segments: pd.DataFrame):

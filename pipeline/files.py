@@ -73,13 +73,16 @@ def sha256_text(*parts: str) -> str:
     return h.hexdigest()
 
 
-def frame_digest(frame) -> str:
-    """A digest of a table's values and columns (vectorised row hashes: ``to_json`` of a large study took a
-    second)."""
+def digests_by(frame, by) -> dict[str, str]:
+    """A digest of the rows of each group of ``frame`` (grouped by ``by``: the transcript, say), from vectorised
+    row hashes: what tells a re-run which transcripts changed, at a few milliseconds for a large study."""
     import pandas as pd
 
-    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
-    return hashlib.sha256(rows + repr(list(frame.columns)).encode()).hexdigest()
+    if frame.empty:
+        return {}
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return {key: hashlib.sha256(rows[at].tobytes()).hexdigest()
+            for key, at in frame.groupby(by, sort=False).indices.items()}
 
 
 def remove_stale_temps(folders, older_than: float) -> list[Path]:

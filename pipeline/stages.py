@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import __version__
 from .errors import InputError, Problem
-from .files import frame_digest, sha256_file, sha256_text, write_parquet, write_text
+from .files import digests_by, sha256_file, sha256_text, write_parquet, write_text
 from .study import Study
 
 
@@ -162,18 +162,19 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
     role and text (a structural rule looks at the turn before, so the key is per transcript, not per unit).
     Unchanged transcripts take their codes from the last run, and spaCy is not even loaded when none changed.
     """
-    units = {tid: (g["turn_id"], g[["turn_id", "role", "text"]]) for tid, g in
-             turns[turns["kind"] == "session"].groupby("transcript_id", sort=False)}
-    units |= {tid: (g["segment_id"], g[["segment_id", "participant", "recall_text", "status"]]) for tid, g in
-              segments.groupby("transcript_id", sort=False)}
-    keys = {tid: sha256_text(codebook.digest, __version__, frame_digest(frame)) for tid, (_, frame) in units.items()}
+    sessions = turns[turns["kind"] == "session"]
+    unit_columns = (["turn_id", "role", "text"], ["segment_id", "participant", "recall_text", "status"])
+    digests = (digests_by(sessions[unit_columns[0]], sessions["transcript_id"])
+               | digests_by(segments[unit_columns[1]], segments["transcript_id"]))
+    keys = {tid: sha256_text(codebook.digest, __version__, repr(unit_columns), d) for tid, d in digests.items()}
     old = _codes_state(study)
     codes_path = study.interim / "codes.parquet"
     same = [tid for tid, key in keys.items() if old.get(tid) == key]
     todo = [tid for tid in keys if tid not in same]
     parts = []
     if same:
-        kept = set().union(*(set(units[tid][0]) for tid in same))
+        kept = set(sessions.loc[sessions["transcript_id"].isin(same), "turn_id"]) | set(
+            segments.loc[segments["transcript_id"].isin(same), "segment_id"])
         previous = pd.read_parquet(codes_path)
         parts.append(previous[(previous["coder"] == "auto") & previous["unit_id"].isin(kept)])
     if todo or not parts:
