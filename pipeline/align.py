@@ -7,7 +7,7 @@ transcript's clock; the turns on screen just before it are the session context o
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ class Aligned:
     segments: pd.DataFrame
     summary: pd.DataFrame
     warnings: list[str]
+    warnings_of: dict[str, list[str]] = field(default_factory=dict)  # by interview (for a re-run that reuses some)
 
 
 @dataclass
@@ -94,7 +95,9 @@ def align(turns: pd.DataFrame, stops: pd.DataFrame, window_s: float = 60.0) -> A
     interviews = turns[turns["kind"] == "ipr"]
     stops_of = {tid: g.sort_values("stop_no") for tid, g in stops.groupby("transcript_id", sort=False)}
     empty_stops = stops.iloc[:0]
+    warnings_of: dict[str, list[str]] = {}
     for tid, ipr in interviews.groupby("transcript_id", sort=True):
+        said_before = len(warnings)
         ipr = ipr.sort_values("seq")
         first = ipr.iloc[0]
         case, session, participant = first["case"], first["session"], first["participant"]
@@ -161,11 +164,12 @@ def align(turns: pd.DataFrame, stops: pd.DataFrame, window_s: float = 60.0) -> A
             "not_aligned": ", ".join(f"{n} {s}" for s, n in counts.most_common()),
             "notes": "; ".join(notes + sorted({s["note"].split(":")[0] for s in mine if s["note"]})),
         })
+        warnings_of[tid] = warnings[said_before:]
     seg = pd.DataFrame(segments, columns=SEGMENT_COLUMNS)
     seg = seg.astype({"stop_no": "int64", "video_s": "float64", "session_s": "float64",
                       "window_start_s": "float64", "window_end_s": "float64"})
     seg["linked_segment_ids"] = link_participants(seg)
-    return Aligned(seg, pd.DataFrame(summary, columns=SUMMARY_COLUMNS), warnings)
+    return Aligned(seg, pd.DataFrame(summary, columns=SUMMARY_COLUMNS), warnings, warnings_of)
 
 
 def _window(session: _Columns, times: np.ndarray, at: float, start: float) -> dict:

@@ -78,7 +78,7 @@ def run_ingest(study: Study, log: RunLog, keep_going: bool = False, progress=Non
 
 
 def run_align(study: Study, log: RunLog):
-    from .align import Aligned, align
+    from .align import Aligned
 
     inputs = [study.interim / "turns.parquet", study.interim / "stops.parquet"]
     outputs = [study.interim / "segments.parquet", study.interim / "alignment.parquet"]
@@ -89,12 +89,43 @@ def run_align(study: Study, log: RunLog):
     if before is not None:  # the same turns and stops: the same segments
         result = Aligned(pd.read_parquet(outputs[0]), pd.read_parquet(outputs[1]), before.get("warnings", []))
     else:
-        result = align(pd.read_parquet(inputs[0]), pd.read_parquet(inputs[1]), study.settings.window_s)
+        result, sessions = _align_changed(study, pd.read_parquet(inputs[0]), pd.read_parquet(inputs[1]), outputs)
         write_parquet(result.segments, outputs[0])
         write_parquet(result.summary, outputs[1])
-        _done(study, "align", key, warnings=result.warnings)
+        _done(study, "align", key, warnings=result.warnings, sessions=sessions)
     log.warn(result.warnings)
     return result
+
+
+def _align_changed(study: Study, turns: pd.DataFrame, stops: pd.DataFrame, outputs):
+    """Align again only the sessions whose turns or stops changed (a session and its interviews are aligned
+    together, apart from every other session); the segments of the others are those of the last run.
+
+    Returns the whole result, and per session its key and warnings, for the next run."""
+    from .align import Aligned, align
+
+    session_of = {tid: f"{case} {session}" for tid, case, session in turns[["transcript_id", "case", "session"]]
+                  .drop_duplicates("transcript_id").itertuples(index=False)}
+    turn_sessions, stop_sessions = turns["transcript_id"].map(session_of), stops["transcript_id"].map(session_of)
+    stop_digests = digests_by(stops, stop_sessions)
+    keys = {s: sha256_text(__version__, repr(study.settings.window_s), d, stop_digests.get(s, ""))
+            for s, d in digests_by(turns, turn_sessions).items()}
+    old = _json(study.interim / "align_state.json").get("sessions", {}) if all(p.exists() for p in outputs) else {}
+    same = {s for s, k in keys.items() if old.get(s, {}).get("key") == k}
+    fresh = align(turns[~turn_sessions.isin(same)], stops[~stop_sessions.isin(same)], study.settings.window_s)
+    sessions = {s: {"key": k, "warnings": old[s]["warnings"] if s in same else []} for s, k in keys.items()}
+    for tid, said in fresh.warnings_of.items():
+        sessions[session_of[tid]]["warnings"] += said
+    warnings = [w for s in sorted(sessions) for w in sessions[s]["warnings"]]
+    if not same:
+        return Aligned(fresh.segments, fresh.summary, warnings), sessions
+    kept = [tid for tid, s in session_of.items() if s in same]
+    segments, summary = (
+        pd.concat([old_rows[old_rows["transcript_id"].isin(kept)], new], ignore_index=True)
+        .sort_values("transcript_id", kind="stable", ignore_index=True)  # as one run over all of them orders them
+        for old_rows, new in ((pd.read_parquet(outputs[0]), fresh.segments),
+                              (pd.read_parquet(outputs[1]), fresh.summary)))
+    return Aligned(segments, summary, warnings), sessions
 
 
 def _json(path: Path) -> dict:

@@ -1,5 +1,6 @@
 """Re-runs redo only what changed, and give exactly what a cold run gives."""
 
+import json
 import shutil
 
 import pandas as pd
@@ -108,3 +109,28 @@ def test_only_the_changed_transcripts_workbooks_are_even_made_into_rows(demo_stu
 
     rows = load_workbook(book, read_only=True)["Segments"].iter_rows(values_only=True)
     assert any("I felt judged by her then, really." in str(cell) for row in rows for cell in row)
+
+
+def test_only_the_changed_sessions_stops_are_aligned_again_and_the_others_keep_their_warnings(demo_study,
+                                                                                              monkeypatch):
+    client = demo_study / "data" / "raw" / "D01_S3_ipr-client.txt"
+    text = client.read_text(encoding="utf-8")
+    client.write_text(text.replace("[Video paused at 00:03:07]", "[Video paused at 00:03:07]\n\n"
+                                   "[Video paused at 00:03:07]", 1), encoding="utf-8")
+    analyze(demo_study)
+    run = json.loads((demo_study / "data" / "interim" / "run.json").read_text())
+    same_time = [w for w in run["warnings"] if "same time as the stop before it" in w]
+    assert len(same_time) == 1 and "D01_S3_ipr-client.txt" in same_time[0]
+    aligned = []
+    real = pipeline.align.align
+    monkeypatch.setattr(pipeline.align, "align", lambda turns, stops, *a: aligned.append(
+        sorted(set(stops["transcript_id"]))) or real(turns, stops, *a))
+    txt = demo_study / "data" / "raw" / "D02_S5_ipr-client.txt"
+    txt.write_text(txt.read_text(encoding="utf-8") + "\nC: And I felt judged by her then, really.\n", encoding="utf-8")
+    segments = analyze(demo_study)["segments"]
+    assert aligned == [["D02_S5_ipr-client", "D02_S5_ipr-therapist"]]
+    run = json.loads((demo_study / "data" / "interim" / "run.json").read_text())
+    assert same_time[0] in run["warnings"]  # said again, though its session was not aligned again
+    assert set(segments["transcript_id"]) == {"D01_S3_ipr-client", "D01_S3_ipr-therapist", "D02_S5_ipr-client",
+                                              "D02_S5_ipr-therapist"}
+    assert list(segments["transcript_id"]) == sorted(segments["transcript_id"])
