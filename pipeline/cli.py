@@ -52,6 +52,12 @@ def _progress():
     return lambda item: click.echo(f"  {item}", err=True)
 
 
+def _load_spacy() -> None:
+    from .nlp import shared_nlp
+
+    shared_nlp()
+
+
 def _study(study_dir: Path):
     from .study import load_study
 
@@ -110,10 +116,15 @@ window_s = 60
 @KEEP_GOING
 def analyze(study_dir: Path, keep_going: bool):
     """Run every stage: ingest, align, code, export, agreement, report (a re-run redoes only what changed)."""
-    from .stages import run_all
+    from .parallel import warm
 
     study = _study(study_dir)
-    log = run_all(study, keep_going=keep_going, progress=_progress())
+    # spaCy takes a second to load: a second process loads it from the start, while this one imports the
+    # tables' libraries and reads and aligns the transcripts, and then codes whatever changed (or is ended).
+    with warm(_load_spacy) as coder:
+        from .stages import run_all
+
+        log = run_all(study, keep_going=keep_going, progress=_progress(), coder=coder)
     _warnings(log.warnings)
     click.echo(f"done: {len(log.inputs)} transcripts; workbooks in data/coded/, report in reports/summary.docx")
 

@@ -23,7 +23,11 @@ def can_fork() -> bool:
 
 
 def die_with_parent(parent: int) -> None:
-    """Ask Linux to kill this forked process when its parent (pid ``parent``) dies; elsewhere nothing happens."""
+    """Ask Linux to kill this forked process when its parent (pid ``parent``) dies; elsewhere nothing happens.
+
+    Ctrl-C is the parent's to handle (it says so in one line and ends its workers): a worker ignores it,
+    rather than print a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import ctypes
 
@@ -35,11 +39,17 @@ def die_with_parent(parent: int) -> None:
 
 
 def pool(workers: int):
-    """A pool of forked workers that die with this process."""
+    """A pool of forked workers that die with this process.  When its ``with`` block fails (or is interrupted),
+    the work not yet begun is dropped instead of done."""
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"), initializer=die_with_parent,
-                               initargs=(os.getpid(),))
+    class Pool(ProcessPoolExecutor):
+        def __exit__(self, kind, error, trace):
+            self.shutdown(wait=kind is None, cancel_futures=kind is not None)
+            return False
+
+    return Pool(max_workers=workers, mp_context=mp.get_context("fork"), initializer=die_with_parent,
+                initargs=(os.getpid(),))
 
 
 def _answer(conn, fn, args) -> None:
@@ -100,9 +110,13 @@ class beside:  # noqa: N801 (used as a statement: ``with beside(job, *args) as j
             if kind is None and self.job is not None:
                 self.seconds = _timed(self.job, *self.args)
             return False
-        failed, self.seconds = _outcome(self.conn, self.job.__name__)  # a failed block waits too: no stray writer
+        if kind is not None:  # the run failed or was interrupted: its report is not wanted
+            self.process.kill()
+            self.process.join()
+            return False
+        failed, self.seconds = _outcome(self.conn, self.job.__name__)
         self.process.join()
-        if kind is None and failed is not None:
+        if failed is not None:
             raise failed
         return False
 

@@ -307,8 +307,10 @@ def run_agreement(study: Study, log: RunLog, codebook=None, entries=None, tables
     return table, versus
 
 
-def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
-    from .parallel import beside, warm
+def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -> RunLog:
+    """Every stage.  ``coder``: a :class:`parallel.warm` process loading spaCy, to code what changed (optional:
+    without it, coding is done here); it is ended after the code stage either way, freeing the second core."""
+    from .parallel import beside
 
     log = RunLog()
     began = time.time()
@@ -321,17 +323,18 @@ def run_all(study: Study, keep_going: bool = False, progress=None) -> RunLog:
         clock = now
 
     codebook = load_codebook(study)
-    # spaCy takes a second to load: a second process loads it while this one reads and aligns the transcripts,
-    # and codes whatever changed (it is ended unused when nothing did).
-    with warm(_load_spacy) as coder:
-        entries = read_coders(study, codebook)  # before anything is written: a coder's work is never at risk
-        check_entries_for_names(study, entries)  # a real name in a memo fails the run before it is copied
-        timed("read")
-        run_ingest(study, log, keep_going=keep_going, progress=progress)
-        timed("ingest")
-        run_align(study, log)
-        timed("align")
+    entries = read_coders(study, codebook)  # before anything is written: a coder's work is never at risk
+    check_entries_for_names(study, entries)  # a real name in a memo fails the run before it is copied anywhere
+    timed("read")
+    run_ingest(study, log, keep_going=keep_going, progress=progress)
+    timed("ingest")
+    run_align(study, log)
+    timed("align")
+    try:
         run_code(study, log, codebook, entries, coder)
+    finally:
+        if coder is not None:
+            coder.close()
     timed("code")
     run_agreement(study, log, codebook, entries, tables=False)
     timed("agreement")
@@ -360,12 +363,6 @@ def _apply_codebook(codebook, turns: pd.DataFrame, segments: pd.DataFrame) -> pd
     from .coding import apply_codebook  # (imported where it runs: the coding module imports spaCy)
 
     return apply_codebook(codebook, turns, segments)
-
-
-def _load_spacy() -> None:
-    from .nlp import shared_nlp
-
-    shared_nlp()
 
 
 def _make_report(study: Study, log: RunLog, codebook, key: str) -> None:

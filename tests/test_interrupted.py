@@ -92,8 +92,10 @@ def _default_sigint():
 
 
 def start(root: Path) -> subprocess.Popen:
+    """``ipr analyze`` in a process group of its own, as a terminal runs it (Ctrl-C reaches the whole group)."""
     return subprocess.Popen([sys.executable, "-m", "pipeline", "analyze", "--study", str(root)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root, preexec_fn=_default_sigint)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root, preexec_fn=_default_sigint,
+                            start_new_session=True)
 
 
 def kill_at_write(root: Path, k: int) -> bool:
@@ -142,14 +144,14 @@ def test_a_killed_run_leaves_every_output_whole(analysed, tmp_path):
 
 
 def test_an_interrupted_run_says_so(analysed, tmp_path):
-    """Ctrl-C: one line, no traceback, status 130, outputs whole."""
+    """Ctrl-C (to the whole process group, workers too): one line, no traceback, status 130, outputs whole."""
     root = tmp_path / "study"
     shutil.copytree(analysed, root)
     change_transcripts(root, 1)
     proc = start(root)
     while proc.poll() is None and not list((root / "data" / "interim").glob(".*.tmp")):
         time.sleep(0.003)  # until it writes its first table
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=300)
     if proc.returncode == 0:
         pytest.skip("the run finished before the interrupt")
