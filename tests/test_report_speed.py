@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from docx import Document
 from docx.shared import Cm
 from lxml import etree
 from PIL import Image
 
-from pipeline.figures import Figures, code_frequency_figure, timeline_figure
+from pipeline.figures import Figures, code_frequency_figure, drawn_once, timeline_figure
 from pipeline.sequences import member
 from pipeline.word import WordDoc, add_text, borders, set_widths
 
@@ -117,3 +118,28 @@ def test_figures_drawn_by_workers_are_those_drawn_here(tmp_path):
     assert figures.paths == paths
     for job, path in zip(jobs, paths, strict=True):
         assert path.read_bytes() == job[-1].read_bytes()
+
+
+@drawn_once
+def _failing_figure(path, n: int = 0):
+    raise ValueError(f"figure {n} cannot be drawn")
+
+
+def test_an_error_of_a_worker_is_raised_by_wait(tmp_path):
+    with pytest.raises(ValueError, match="cannot be drawn"), Figures(tmp_path) as figures:
+        for n in range(3):
+            figures.draw(_failing_figure, tmp_path / f"{n}.png", n)
+        figures.wait()
+
+
+def test_without_a_second_core_the_figures_are_drawn_here(tmp_path, monkeypatch):
+    import pipeline.parallel
+
+    monkeypatch.setattr(pipeline.parallel, "can_fork", lambda: False)
+    jobs = [_timeline(tmp_path, f"s{i}", 3, 600.0) for i in range(3)]
+    with Figures(tmp_path) as figures:
+        for job in jobs:
+            figures.draw(timeline_figure, *job)
+        assert not any(job[-1].exists() for job in jobs)  # queued until wait
+        figures.wait()
+    assert figures._pool is None and all(job[-1].exists() for job in jobs)
