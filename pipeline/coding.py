@@ -295,6 +295,20 @@ class Compiled:
     annotation_only: list[int]
 
 
+_COMPILED: dict[str, Compiled] = {}  # by the codebook file's digest: one per process
+
+
+def compiled_codebook(codebook: Codebook) -> Compiled:
+    """The codebook's matchers, compiled once per process (a tenth of a second a time): the warm process that
+    loads spaCy compiles them too, before it is given anything to code."""
+    if not codebook.digest:  # not read from a file: nothing tells one such codebook from another
+        return compile_codebook(codebook)
+    if codebook.digest not in _COMPILED:
+        _COMPILED.clear()
+        _COMPILED[codebook.digest] = compile_codebook(codebook)
+    return _COMPILED[codebook.digest]
+
+
 def compile_codebook(codebook: Codebook) -> Compiled:
     nlp = shared_nlp()
     rules = codebook.rules()
@@ -417,7 +431,7 @@ def apply_codebook(codebook: Codebook, turns: pd.DataFrame, segments: pd.DataFra
     Session turns (``kind == 'session'``) are coded as turns with their speaker's role; IPR interview turns
     are not (their unit is the segment); every segment with a recall is coded with its participant as role.
     """
-    comp = compiled or compile_codebook(codebook)
+    comp = compiled or compiled_codebook(codebook)
     units = _turn_units(turns) + _segment_units(segments)
     allowed_by_scope: dict[tuple[str, str | None], set[int]] = {}
     todo: list[tuple[Unit, set[int]]] = []

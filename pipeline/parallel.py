@@ -122,16 +122,16 @@ class beside:  # noqa: N801 (used as a statement: ``with beside(job, *args) as j
 
 
 class warm:  # noqa: N801 (used as a statement: ``with warm(load) as worker:``)
-    """A forked process that gets ready (``prepare()``: loading spaCy, say) on the second core while this one
+    """A forked process that gets ready (``prepare(*args)``: loading spaCy, say) on the second core while this one
     does other work, and then runs one job there: ``worker.run(fn, *args)``.  Leaving the ``with`` block (or
     ``close()``) ends it, used or not.  Where no second core or no fork is there, ``run`` runs the job here."""
 
-    def __init__(self, prepare):
-        self.prepare, self.process, self.conn = prepare, None, None
+    def __init__(self, prepare, *args):
+        self.prepare, self.args, self.process, self.conn = prepare, args, None, None
 
     def __enter__(self):
         if can_fork():
-            self.process, self.conn = _fork(_serve_one, self.prepare)
+            self.process, self.conn = _fork(_serve_one, self.prepare, self.args)
         return self
 
     def run(self, fn, *args):
@@ -156,8 +156,8 @@ class warm:  # noqa: N801 (used as a statement: ``with warm(load) as worker:``)
         return False
 
 
-def _serve_one(parent, prepare, conn) -> None:
+def _serve_one(parent, prepare, args, conn) -> None:
     die_with_parent(parent)
-    prepare()
+    prepare(*args)
     fn, args = conn.recv()
     _answer(conn, fn, args)

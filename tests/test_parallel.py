@@ -142,3 +142,16 @@ def test_an_error_of_the_warm_workers_job_arrives_whole():
     with pytest.raises(InputError) as raised, warm(_get_ready) as worker:
         worker.run(_fail, "codebooks/y.yaml")
     assert len(raised.value.problems) == 2 and raised.value.problems[0].where == "line 3"
+
+
+def test_the_codebook_is_compiled_once_per_process_and_again_when_it_changes(tmp_path):
+    import shutil
+
+    from pipeline.coding import compiled_codebook
+
+    path = tmp_path / "book.yaml"
+    shutil.copy(pipeline.coding.__file__.replace("pipeline/coding.py", "codebooks/rupture_repair.yaml"), path)
+    first = compiled_codebook(load_codebook(path))
+    assert compiled_codebook(load_codebook(path)) is first  # what the warm process compiled is what codes
+    path.write_text(path.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    assert compiled_codebook(load_codebook(path)) is not first
