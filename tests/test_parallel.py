@@ -150,7 +150,7 @@ def test_the_codebook_is_compiled_once_per_process_and_again_when_it_changes(tmp
     from pipeline.coding import compiled_codebook
 
     path = tmp_path / "book.yaml"
-    shutil.copy(pipeline.coding.__file__.replace("pipeline/coding.py", "codebooks/rupture_repair.yaml"), path)
+    shutil.copy(Path(__file__).parent.parent / "codebooks" / "rupture_repair.yaml", path)
     first = compiled_codebook(load_codebook(path))
     assert compiled_codebook(load_codebook(path)) is first  # what the warm process compiled is what codes
     path.write_text(path.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
