@@ -583,11 +583,11 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
     if agreement is not None:
         out["Agreement"] = agreement_display(agreement, names)
     versus = interim_table(study, "suggestions_vs_coders")
-    if versus is not None and len(versus):
-        out["Suggestions vs coders"] = versus_display(versus, names)
-        pooled = out["Suggestions vs coders"]
-        out["Suggestions vs coders, all"] = pooled[pooled["code_id"] == POOLED].drop(
-            columns=["code_id", "name"]).reset_index(drop=True)
+    if versus is not None:  # (a sheet even when empty: tables.xlsx then need not be opened again to add it)
+        out["Suggestions vs coders"] = pooled = versus_display(versus, names)
+        if len(versus):
+            out["Suggestions vs coders, all"] = pooled[pooled["code_id"] == POOLED].drop(
+                columns=["code_id", "name"]).reset_index(drop=True)
     out["Run"] = pd.DataFrame([("software", audit["software"]), ("codebook", audit["codebook"]),
                                ("pipeline run started (UTC)", audit["started"]), ("report written (UTC)", now),
                                ("study folder", str(study.root.name))], columns=["what", "value"])

@@ -210,3 +210,21 @@ def test_suggestions_against_each_coder():
     assert pooled.precision == pytest.approx(0.8) and pooled.recall == pytest.approx(4 / 6)
     bob = table[table["coder"] == "bob"].set_index("code_id")
     assert bob.loc[POOLED, "units"] == 7  # t1 t2 t3 t5 s1 s2 t6: all of them count for bob alone
+
+
+def test_the_report_writes_both_agreement_sheets_so_analyze_need_not_open_tables_xlsx_again(study, monkeypatch):
+    import openpyxl
+
+    from pipeline.agreement import update_tables_xlsx
+    from pipeline.study import load_study
+
+    path = study / "reports" / "tables.xlsx"
+    book = openpyxl.load_workbook(path, read_only=True)
+    assert {"Agreement", "Suggestions vs coders"} <= set(book.sheetnames)  # no coder has coded: empty, but there
+    book.close()
+    opened = []
+    real = openpyxl.load_workbook
+    monkeypatch.setattr(openpyxl, "load_workbook", lambda p, **k: opened.append(k.get("read_only")) or real(p, **k))
+    made = path.stat().st_mtime_ns
+    update_tables_xlsx(load_study(study), only_missing=True)
+    assert opened == [True] and path.stat().st_mtime_ns == made  # its index read, nothing rewritten
