@@ -22,6 +22,16 @@ import yaml
 
 from pipeline.errors import InputError, Problem
 
+# The columns of the codes table (design.md, codes.parquet), whoever made the codes: the rules or a coder.
+CODE_COLUMNS = ["unit_type", "unit_id", "code_id", "coder", "rule_id", "evidence", "start_char", "end_char"]
+
+
+def codes_frame(rows: list[tuple]):
+    """The codes table of rows in the order of CODE_COLUMNS."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=CODE_COLUMNS).astype({"start_char": "int64", "end_char": "int64"})
+
 UNITS = ("turn", "segment")
 ROLES = ("therapist", "client", "interviewer", "participant", "unknown")
 SEGMENT_ROLES = ("client", "therapist")  # a segment's role is the IPR participant

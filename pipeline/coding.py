@@ -12,20 +12,17 @@ every pattern) and regular expressions are for the few things phrases cannot say
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
 from spacy.attrs import LEMMA, LOWER, ORTH, SPACY
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
 
-from pipeline.codebook import Code, Codebook, Rule
+from pipeline.codebook import CODE_COLUMNS, Code, Codebook, Rule, codes_frame  # noqa: F401 (CODE_COLUMNS: API)
+from pipeline.conventions import find_annotations
 from pipeline.nlp import Prepared, prepare, shared_nlp
 from pipeline.structures import STRUCTURES, is_question  # noqa: F401 (is_question: part of this API)
-
-CODE_COLUMNS = ["unit_type", "unit_id", "code_id", "coder", "rule_id", "evidence", "start_char", "end_char"]
 
 # --- negation -------------------------------------------------------------------------------------------------
 
@@ -115,72 +112,8 @@ def without_fillers(doc: Doc) -> tuple[Doc, list[int] | None]:
     return slim, keep
 
 
-# --- annotations (transcription conventions) ------------------------------------------------------------------
-
-_ANNOTATION_ALIASES = {
-    "laughs": ("laugh", "laughs", "laughing", "laughter", "laughed", "chuckle", "chuckles", "chuckling", "giggle",
-               "giggles", "giggling", "lachen", "lacht"),
-    "sighs": ("sigh", "sighs", "sighing", "exhales", "breath", "breathes"),
-    "crying": ("cry", "cries", "crying", "cried", "tearful", "tears", "teary", "sob", "sobs", "sobbing", "sniff",
-              "sniffs", "sniffling"),
-    "pause": ("pause", "pauses", "silence", "silent", "long", "short", "."),
-    "inaudible": ("inaudible", "unintelligible", "indistinct"),
-    "unclear": ("unclear", "?"),
-    "crosstalk": ("crosstalk", "cross-talk", "overlap", "overlapping", "overtalk", "simultaneous"),
-}
-_ALIAS = {word: name for name, words in _ANNOTATION_ALIASES.items() for word in words}
-_KNOWN_IN_PARENS = "|".join(sorted((re.escape(w) for w in _ALIAS if w not in (".", "?", "long", "short")), key=len,
-                                   reverse=True))
-_ANNOTATION_RE = re.compile(
-    r"\[[^\[\]\n]{1,80}\]"                                   # [inaudible 00:12:31], [crosstalk], [laughs]
-    r"|\(\s*(?:\.+|\d+(?:\.\d+)?s?|\?+)\s*\)"                # (.), (..), (2.5), (3s), (?)
-    r"|\((?:long |short |brief )?(?:" + _KNOWN_IN_PARENS + r")\b[^()\n]{0,40}\)",  # (laughs), (long pause)
-    re.IGNORECASE,
-)
-
-
-def annotation_name(label: str) -> str:
-    """The canonical name of a convention: ``(laughing)``, ``[Laughter]`` and ``(chuckles)`` are all laughs."""
-    inner = label.strip().strip("[]()").strip().lower()
-    if not inner or re.fullmatch(r"[.\d\s]+s?", inner):
-        return "pause"
-    words = re.findall(r"[a-z?-]+", inner)
-    for w in words:
-        if w in _ALIAS and w not in ("long", "short"):
-            return _ALIAS[w]
-    if words and words[0] in ("long", "short") and len(words) == 1:
-        return "pause"
-    return re.sub(r"[^a-z_]", "", words[0]) if words else "note"
-
-
-def find_annotations(text: str) -> list[tuple[str, int, int]]:
-    """(name, start, end) of each transcription convention in ``text``.
-
-    Uses the ingest stage's finder when it is there (one definition of the conventions for the whole
-    pipeline, with its names: laughs, sighs, crying, pause, inaudible, unclear, crosstalk, interruption ...);
-    the finder here, with the same names, is the fallback.
-    """
-    finder = _external_finder()
-    if finder is not None:
-        return [(str(name), int(a), int(b)) for name, a, b in finder(text)]
-    return [(annotation_name(m.group()), m.start(), m.end()) for m in _ANNOTATION_RE.finditer(text)]
-
-
 # Conventions that are punctuation rather than inserted words: they stay in the text (a "--" ends a clause).
 NOT_CUT = {"interruption", "trailing_off"}
-
-
-_EXTERNAL: list = []
-
-
-def _external_finder() -> Callable | None:
-    if not _EXTERNAL:
-        try:
-            from pipeline.ingest.conventions import find_annotations as finder  # type: ignore
-        except Exception:  # not written yet, or broken: the finder here is enough
-            finder = None
-        _EXTERNAL.append(finder)
-    return _EXTERNAL[0]
 
 
 # --- units ------------------------------------------------------------------------------------------------------
@@ -204,45 +137,41 @@ def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value) or str(value).strip() == ""
 
 
-def _turn_units(turns: pd.DataFrame) -> list[Unit]:
-    if turns is None or turns.empty:
+Columns = dict[str, list]  # a table as its columns: what the coding process gets (it need not import pandas)
+
+
+def _turn_units(turns: Columns) -> list[Unit]:
+    texts = turns.get("text") or []
+    rows = [i for i in range(len(texts)) if "kind" not in turns or str(turns["kind"][i]) == "session"]
+    if not rows:
         return []
-    df = turns
-    if "kind" in df.columns:
-        df = df[df["kind"].astype(str) == "session"]
-    if df.empty:
-        return []
-    df = df.reset_index(drop=True)
-    group = df["transcript_id"].astype(str) if "transcript_id" in df.columns else pd.Series([""] * len(df))
-    order = df["seq"] if "seq" in df.columns else pd.Series(range(len(df)))
-    sorted_idx = sorted(range(len(df)), key=lambda i: (group.iat[i], order.iat[i], i))
-    texts = df["text"].tolist()
-    roles = df["role"].tolist() if "role" in df.columns else [None] * len(df)
-    ids = df["turn_id"].tolist() if "turn_id" in df.columns else [str(i) for i in range(len(df))]
+    group = [str(turns["transcript_id"][i]) if "transcript_id" in turns else "" for i in rows]
+    order = [turns["seq"][i] for i in rows] if "seq" in turns else list(range(len(rows)))
+    roles = [turns["role"][i] for i in rows] if "role" in turns else [None] * len(rows)
+    ids = [turns["turn_id"][i] for i in rows] if "turn_id" in turns else [str(k) for k in range(len(rows))]
+    texts = [texts[i] for i in rows]
     units: list[Unit] = []
     prev: int | None = None
-    for i in sorted_idx:
-        if prev is not None and group.iat[prev] != group.iat[i]:
+    for k in sorted(range(len(rows)), key=lambda k: (group[k], order[k], k)):
+        if prev is not None and group[prev] != group[k]:
             prev = None
-        text = "" if _is_blank(texts[i]) else str(texts[i])
-        unit = Unit("turn", str(ids[i]), None if _is_blank(roles[i]) else str(roles[i]), text)
+        text = "" if _is_blank(texts[k]) else str(texts[k])
+        unit = Unit("turn", str(ids[k]), None if _is_blank(roles[k]) else str(roles[k]), text)
         if prev is not None:
             unit.prev_text = "" if _is_blank(texts[prev]) else str(texts[prev])
             unit.prev_role = None if _is_blank(roles[prev]) else str(roles[prev])
         units.append(unit)
-        prev = i
+        prev = k
     return [u for u in units if u.text.strip()]
 
 
-def _segment_units(segments: pd.DataFrame) -> list[Unit]:
-    if segments is None or segments.empty or "recall_text" not in segments.columns:
+def _segment_units(segments: Columns) -> list[Unit]:
+    if "recall_text" not in segments:
         return []
-    roles = segments["participant"].tolist() if "participant" in segments.columns else [None] * len(segments)
-    out = []
-    for sid, role, text in zip(segments["segment_id"].tolist(), roles, segments["recall_text"].tolist(), strict=False):
-        if not _is_blank(text):
-            out.append(Unit("segment", str(sid), None if _is_blank(role) else str(role), str(text)))
-    return out
+    texts = segments["recall_text"]
+    roles = segments.get("participant") or [None] * len(texts)
+    return [Unit("segment", str(sid), None if _is_blank(role) else str(role), str(text))
+            for sid, role, text in zip(segments["segment_id"], roles, texts, strict=False) if not _is_blank(text)]
 
 
 # --- the compiled codebook --------------------------------------------------------------------------------------
@@ -424,18 +353,23 @@ def _keep_outermost(hits: list[tuple[int, int, int]]) -> list[tuple[int, int, in
     return out
 
 
-def apply_codebook(codebook: Codebook, turns: pd.DataFrame, segments: pd.DataFrame,
-                   compiled: Compiled | None = None) -> pd.DataFrame:
+def apply_codebook(codebook: Codebook, turns, segments, compiled: Compiled | None = None):
     """The codes table (design.md, codes.parquet): one row per (unit, code, rule, match), coder ``auto``.
 
     Session turns (``kind == 'session'``) are coded as turns with their speaker's role; IPR interview turns
     are not (their unit is the segment); every segment with a recall is coded with its participant as role.
     """
+    columns = [{} if table is None else table.to_dict("list") for table in (turns, segments)]
+    return codes_frame(code_rows(codebook, *columns, compiled))
+
+
+def code_rows(codebook: Codebook, turns: Columns, segments: Columns, compiled: Compiled | None = None) -> list[tuple]:
+    """``apply_codebook`` on tables given as their columns, its rows as tuples in the order of CODE_COLUMNS:
+    all that the process that codes needs, and nothing that imports pandas there."""
     comp = compiled or compiled_codebook(codebook)
-    units = _turn_units(turns) + _segment_units(segments)
     allowed_by_scope: dict[tuple[str, str | None], set[int]] = {}
     todo: list[tuple[Unit, set[int]]] = []
-    for unit in units:
+    for unit in _turn_units(turns) + _segment_units(segments):
         key = (unit.unit_type, unit.role)
         if key not in allowed_by_scope:
             allowed_by_scope[key] = {
@@ -445,10 +379,7 @@ def apply_codebook(codebook: Codebook, turns: pd.DataFrame, segments: pd.DataFra
         if allowed:
             _annotations_of(unit)
             todo.append((unit, allowed))
-    table = pd.DataFrame(_code_all(comp, todo), columns=CODE_COLUMNS)
-    table["start_char"] = table["start_char"].astype("int64")
-    table["end_char"] = table["end_char"].astype("int64")
-    return table
+    return _code_all(comp, todo)
 
 
 # With many units both cores pay: each forked worker inherits the loaded pipeline and the compiled codebook,
@@ -514,9 +445,11 @@ def family_of(code_id: str, families: tuple[str, ...] | list[str]) -> str | None
     return best
 
 
-def predict_families(codebook: Codebook, labelled: pd.DataFrame, families=DEFAULT_FAMILIES,
+def predict_families(codebook: Codebook, labelled, families=DEFAULT_FAMILIES,
                      compiled: Compiled | None = None) -> list[set[str]]:
     """For each labelled sentence, the families of the codes the codebook applies to it, on its own."""
+    import pandas as pd
+
     labelled = labelled.reset_index(drop=True)
     units = labelled["unit"].fillna("turn").astype(str).str.strip()
     is_turn = units == "turn"
@@ -539,13 +472,15 @@ def predict_families(codebook: Codebook, labelled: pd.DataFrame, families=DEFAUL
     return predicted
 
 
-def evaluate(codebook: Codebook, labelled: pd.DataFrame, families=DEFAULT_FAMILIES) -> pd.DataFrame:
+def evaluate(codebook: Codebook, labelled, families=DEFAULT_FAMILIES):
     """Precision, recall and F1 of the codebook per family on labelled sentences.
 
     ``labelled`` has the columns text, role, unit (turn or segment) and families (``;``-separated, empty for
     none).  A sentence counts as a hit for a family when any code of that family is applied to it.
     ``n`` is the number of sentences labelled with the family.
     """
+    import pandas as pd
+
     labelled = labelled.reset_index(drop=True)
     predicted = predict_families(codebook, labelled, families)
     gold = [

@@ -6,11 +6,13 @@ behind writing files or holding the terminal.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing as mp
 import os
 import signal
 import time
 import traceback
+from dataclasses import dataclass
 
 
 def cores() -> int:
@@ -50,6 +52,22 @@ def pool(workers: int):
 
     return Pool(max_workers=workers, mp_context=mp.get_context("fork"), initializer=die_with_parent,
                 initargs=(os.getpid(),))
+
+
+@dataclass(frozen=True)
+class by_name:  # noqa: N801 (stands for a function)
+    """A function named by its module: sent to a forked process, its module is imported there, not here (the
+    coding module imports spaCy, which this process never needs)."""
+
+    module: str
+    name: str
+
+    @property
+    def __name__(self) -> str:  # noqa: PLW3201 (named as the function it stands for)
+        return self.name
+
+    def __call__(self, *args):
+        return getattr(importlib.import_module(self.module), self.name)(*args)
 
 
 def _answer(conn, fn, args) -> None:

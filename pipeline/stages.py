@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
+from .codebook import codes_frame
 from .errors import InputError, Problem
 from .files import digests_by, sha256_file, sha256_text, write_parquet, write_text
 from .study import Study
@@ -209,8 +210,13 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
         previous = pd.read_parquet(codes_path)
         parts.append(previous[(previous["coder"] == "auto") & previous["unit_id"].isin(kept)])
     if todo or not parts:
-        work = (codebook, turns[turns["transcript_id"].isin(todo)], segments[segments["transcript_id"].isin(todo)])
-        parts.append(coder.run(_apply_codebook, *work) if coder else _apply_codebook(*work))
+        from .parallel import by_name
+
+        # plain lists, so that the process that codes need not import pandas
+        work = (codebook, sessions[sessions["transcript_id"].isin(todo)].to_dict("list"),
+                segments[segments["transcript_id"].isin(todo)].to_dict("list"))
+        code_rows = by_name("pipeline.coding", "code_rows")
+        parts.append(codes_frame(coder.run(code_rows, *work) if coder else code_rows(*work)))
     return pd.concat(parts, ignore_index=True), keys | {CODEBOOK_KEY: codebook.digest}
 
 
@@ -357,12 +363,6 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
 
     remove_stale_temps((study.interim, study.coded, study.reports), began)  # what a killed run left behind
     return log
-
-
-def _apply_codebook(codebook, turns: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
-    from .coding import apply_codebook  # (imported where it runs: the coding module imports spaCy)
-
-    return apply_codebook(codebook, turns, segments)
 
 
 def _make_report(study: Study, log: RunLog, codebook, key: str) -> None:

@@ -211,19 +211,17 @@ def test_make_nlp_lemmatises_without_a_model():
     assert [t.lemma_ for t in nlp("felt listened n't 's")] == ["feel", "listen", "not", "be"]
 
 
-def test_speed_of_a_large_study(book):
-    import time
-
+def test_a_large_study_is_coded_whole(book):
+    """Many units (the workers' slices when forked): every one of them coded.  Speed is `make bench`'s to
+    measure; no test asserts a time."""
     n = 3000  # about 100k words: a third of the 1,000-page benchmark
     text = "and then I felt like you were not really listening to me when I talked about my mother and the job"
     texts = [f"{text} {i} (laughs) you don't understand" for i in range(n)]
     turns = pd.DataFrame({"transcript_id": "x", "kind": "session", "seq": range(n), "turn_id": range(n),
                           "role": "client", "text": texts})
     default = load_codebook(Path(__file__).parent.parent / "codebooks" / "rupture_repair.yaml")
-    start = time.perf_counter()
     table = apply_codebook(default, turns, None)
-    assert time.perf_counter() - start < 5
-    assert len(table) >= n
+    assert set(table["unit_id"]) == {str(i) for i in range(n)}
 
 
 @pytest.mark.parametrize("text, name", [

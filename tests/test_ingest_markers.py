@@ -2,8 +2,8 @@
 
 import pytest
 
+from pipeline.conventions import find_annotations
 from pipeline.errors import InputError
-from pipeline.ingest.conventions import find_annotations
 from pipeline.ingest.roles import assign_role, unknown_label_warning
 from pipeline.ingest.stops import find_stop, match_stop
 

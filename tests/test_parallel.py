@@ -155,3 +155,26 @@ def test_the_codebook_is_compiled_once_per_process_and_again_when_it_changes(tmp
     assert compiled_codebook(load_codebook(path)) is first  # what the warm process compiled is what codes
     path.write_text(path.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
     assert compiled_codebook(load_codebook(path)) is not first
+
+
+CODING_WITHOUT_PANDAS = """
+import sys
+from pipeline.cli import _get_ready_to_code
+from pipeline.codebook import load_codebook
+from pipeline.parallel import by_name
+
+_get_ready_to_code(sys.argv[1])
+turns = {"transcript_id": ["T1", "T1"], "kind": ["session", "session"], "seq": [1, 2], "turn_id": ["a", "b"],
+         "role": ["therapist", "client"], "text": ["How was the week?", "You're not listening to me."]}
+rows = by_name("pipeline.coding", "code_rows")(load_codebook(sys.argv[1]), turns, {})
+print("pandas" in sys.modules, sorted({r[1] for r in rows}))
+"""
+
+
+def test_the_coding_process_codes_plain_columns_without_importing_pandas():
+    """It loads spaCy on the second core while the run imports pandas; importing pandas too would cost it
+    half a second more before it can code what changed."""
+    book = Path(__file__).parent.parent / "codebooks" / "rupture_repair.yaml"
+    out = subprocess.run([sys.executable, "-c", CODING_WITHOUT_PANDAS, str(book)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split(" ", 1) == ["False", "['b']\n"]

@@ -16,12 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from .. import __version__
+from ..conventions import find_annotations
 from ..deidentify import Deidentifier, load_key
 from ..errors import InputError, Problem
 from ..files import sha256_file, sha256_text
 from ..study import Source, Study, discover_sources
 from ..timecode import format_time
-from .conventions import find_annotations
 from .model import Parsed
 from .readers import read_transcript
 from .roles import assign_role, unknown_label_warning
