@@ -290,6 +290,9 @@ def audit(study: Study, codebook, log: RunLog) -> dict:
     }
 
 
+AGREEMENT_TABLES = ("agreement", "suggestions_vs_coders")
+
+
 def run_agreement(study: Study, log: RunLog, codebook=None, entries=None, tables: bool = True):
     """Intercoder agreement and the suggestions against each coder, from the coders' workbooks:
     reports/agreement.csv, reports/suggestions_vs_coders.csv, the same in data/interim/ and in tables.xlsx."""
@@ -305,7 +308,7 @@ def run_agreement(study: Study, log: RunLog, codebook=None, entries=None, tables
     if interim["codes"] is None:
         log.warn(["data/interim/codes.parquet is missing, so the suggestions are not compared with the coders "
                   "(run `ipr analyze`)"])
-    for name, df in (("agreement", table), ("suggestions_vs_coders", versus)):
+    for name, df in zip(AGREEMENT_TABLES, (table, versus), strict=True):
         write_parquet(df, study.interim / f"{name}.parquet")
         write_text(study.reports / f"{name}.csv", df.to_csv(index=False, float_format="%.4f"))
     if tables:  # `analyze` leaves this to the report, which is remade whenever these tables change
@@ -342,16 +345,14 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
         if coder is not None:
             coder.close()
     timed("code")
-    run_agreement(study, log, codebook, entries, tables=False)
-    timed("agreement")
     write_text(study.interim / "run.json", json.dumps(
         {"started": log.started, "inputs": log.inputs, "warnings": log.warnings}, indent=1))
-    # The report and the workbooks are made from the same tables and never read each other: the report is
-    # made in a second process while this one writes the workbooks.
+    # The agreement and report, and the workbooks, are made from the same tables and never read each other: a
+    # second process makes the first while this one writes the workbooks.
     key = _report_key(study, codebook, log)
-    report_done = [study.reports / "summary.docx", study.reports / "tables.xlsx"]
-    with beside(_make_report if _done_before(study, "report", key, report_done) is None else None,
-                 study, log, codebook, key) as report:
+    made = [study.reports / f for f in ("summary.docx", "tables.xlsx", "agreement.csv", "suggestions_vs_coders.csv")]
+    with beside(_make_report if _done_before(study, "report", key, made) is None else None,
+                study, log, codebook, entries, key) as report:
         run_export(study, log, codebook, entries, progress=progress)
         timed("export")
     log.timings["report"] = report.seconds
@@ -365,10 +366,11 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
     return log
 
 
-def _make_report(study: Study, log: RunLog, codebook, key: str) -> None:
-    """The report, its tables' agreement sheets and its state."""
+def _make_report(study: Study, log: RunLog, codebook, entries, key: str) -> None:
+    """The agreement, the report (with the agreement's sheets in its tables) and its state."""
     from .agreement import update_tables_xlsx
 
+    run_agreement(study, log, codebook, entries, tables=False)
     run_report(study, log, codebook)
     update_tables_xlsx(study, only_missing=True)  # the agreement sheets, when the report did not write them
     _done(study, "report", key)
@@ -388,7 +390,8 @@ def check_entries_for_names(study: Study, entries) -> None:
 def _report_key(study: Study, codebook, log: RunLog) -> str:
     """Everything the report is made from.  When none of it changed, the report of the last run is the report
     of this one, and making it again (figures and all) would only cost the researcher time."""
-    tables = sorted(p for p in study.interim.glob("*.parquet"))
+    derived = {f"{name}.parquet" for name in AGREEMENT_TABLES}  # made with the report, from tables counted here
+    tables = sorted(p for p in study.interim.glob("*.parquet") if p.name not in derived)
     return sha256_text(__version__, codebook.digest, json.dumps(audit(study, codebook, log)["settings"]),
                        json.dumps(log.inputs), json.dumps(log.warnings),
                        *(f"{p.name}:{sha256_file(p)}" for p in tables))
