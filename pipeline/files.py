@@ -53,8 +53,14 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_parquet(df, path: Path) -> None:
+    """Write a table; its text columns as text, whether pandas made them ``object`` (rows built in Python) or
+    ``str`` (rows read from Parquet): the same table always gives the same bytes, and a re-run tells whether a
+    stage's input changed by those bytes."""
+    from pandas.api.types import infer_dtype
+
+    texts = {c: "str" for c in df.columns if df[c].dtype == object and infer_dtype(df[c]) in ("string", "empty")}
     with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
+        (df.astype(texts) if texts else df).to_parquet(tmp, index=False)
 
 
 def sha256_file(path: Path) -> str:

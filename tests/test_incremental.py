@@ -134,3 +134,17 @@ def test_only_the_changed_sessions_stops_are_aligned_again_and_the_others_keep_t
     assert set(segments["transcript_id"]) == {"D01_S3_ipr-client", "D01_S3_ipr-therapist", "D02_S5_ipr-client",
                                               "D02_S5_ipr-therapist"}
     assert list(segments["transcript_id"]) == sorted(segments["transcript_id"])
+
+
+def test_after_a_change_a_run_with_nothing_changed_does_nothing_again(demo_study, monkeypatch):
+    analyze(demo_study)
+    vtt = demo_study / "data" / "raw" / "D02_S5_session.vtt"  # (a session's rows have no participant)
+    vtt.write_text(vtt.read_text(encoding="utf-8") + "\n999\n00:20:00.000 --> 00:20:04.000\n"
+                   "Client: I don't know. Whatever you think is best.\n", encoding="utf-8")
+    analyze(demo_study)  # reused rows and rows read anew make its tables: they must be written as a cold run would
+    monkeypatch.setattr(pipeline.align, "align", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(pipeline.export, "unit_rows", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    report = demo_study / "reports" / "summary.docx"
+    made = report.stat().st_mtime_ns
+    analyze(demo_study)
+    assert report.stat().st_mtime_ns == made
