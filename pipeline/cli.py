@@ -52,19 +52,6 @@ def _progress():
     return lambda item: click.echo(f"  {item}", err=True)
 
 
-def _get_ready_to_code(codebook_path: Path) -> None:
-    """spaCy loaded and the study's codebook compiled, in the process that will code what changed."""
-    from .codebook import load_codebook
-    from .coding import compiled_codebook
-    from .nlp import shared_nlp
-
-    shared_nlp()
-    try:
-        compiled_codebook(load_codebook(codebook_path))
-    except Exception:  # noqa: BLE001 (a bad codebook is the run's to report, with its lines)
-        pass
-
-
 def _study(study_dir: Path):
     from .study import load_study
 
@@ -123,13 +110,13 @@ window_s = 60
 @KEEP_GOING
 def analyze(study_dir: Path, keep_going: bool):
     """Run every stage: ingest, align, code, export, agreement, report (a re-run redoes only what changed)."""
-    from .parallel import warm
+    from .parallel import by_name, warm
 
     study = _study(study_dir)
     # spaCy takes a second to load: a second process loads it (and compiles the codebook) from the start, while
     # this one imports the tables' libraries and reads and aligns the transcripts; it then codes whatever
     # changed, or is ended.
-    with warm(_get_ready_to_code, study.codebook_path) as coder:
+    with warm(by_name("pipeline.coding", "get_ready"), study.codebook_path) as coder:
         from .stages import run_all
 
         log = run_all(study, keep_going=keep_going, progress=_progress(), coder=coder)

@@ -19,7 +19,7 @@ from spacy.attrs import LEMMA, LOWER, ORTH, SPACY
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
 
-from pipeline.codebook import CODE_COLUMNS, Code, Codebook, Rule, codes_frame  # noqa: F401 (CODE_COLUMNS: API)
+from pipeline.codebook import CODE_COLUMNS, Code, Codebook, Rule, codes_frame, load_codebook  # noqa: F401 (API)
 from pipeline.conventions import find_annotations
 from pipeline.nlp import Prepared, prepare, shared_nlp
 from pipeline.structures import STRUCTURES, is_question  # noqa: F401 (is_question: part of this API)
@@ -236,6 +236,16 @@ def compiled_codebook(codebook: Codebook) -> Compiled:
         _COMPILED.clear()
         _COMPILED[codebook.digest] = compile_codebook(codebook)
     return _COMPILED[codebook.digest]
+
+
+def get_ready(codebook_path) -> None:
+    """spaCy loaded and the study's codebook compiled: what the process that will code what changed does while
+    the run reads the transcripts."""
+    shared_nlp()
+    try:
+        compiled_codebook(load_codebook(codebook_path))
+    except Exception:  # noqa: BLE001 (a bad codebook is the run's to report, with its lines)
+        pass
 
 
 def compile_codebook(codebook: Codebook) -> Compiled:

@@ -128,7 +128,7 @@ class beside:  # noqa: N801 (used as a statement: ``with beside(job, *args) as j
             if kind is None and self.job is not None:
                 self.seconds = _timed(self.job, *self.args)
             return False
-        if kind is not None:  # the run failed or was interrupted: its report is not wanted
+        if kind is not None:  # the block failed or was interrupted: the job's work is not wanted
             self.process.kill()
             self.process.join()
             return False

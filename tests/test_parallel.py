@@ -159,11 +159,10 @@ def test_the_codebook_is_compiled_once_per_process_and_again_when_it_changes(tmp
 
 CODING_WITHOUT_PANDAS = """
 import sys
-from pipeline.cli import _get_ready_to_code
 from pipeline.codebook import load_codebook
 from pipeline.parallel import by_name
 
-_get_ready_to_code(sys.argv[1])
+by_name("pipeline.coding", "get_ready")(sys.argv[1])
 turns = {"transcript_id": ["T1", "T1"], "kind": ["session", "session"], "seq": [1, 2], "turn_id": ["a", "b"],
          "role": ["therapist", "client"], "text": ["How was the week?", "You're not listening to me."]}
 rows = by_name("pipeline.coding", "code_rows")(load_codebook(sys.argv[1]), turns, {})
