@@ -66,12 +66,13 @@ def write_tables_xlsx(path: Path, tables: dict[str, pd.DataFrame]) -> None:
     """Every table as a sheet of tables.xlsx, named as the table (written as rows of XML text by
     ``stream_table``: cell by cell, openpyxl took longer than the rest of the report)."""
     from openpyxl import Workbook
+    from pandas.api.types import is_string_dtype
 
     from .xlsx import stream_table
 
     wb = Workbook(write_only=True)
     for name, df in tables.items():
-        long_text = [c for c in df.columns if df[c].dtype == object and df[c].astype(str).str.len().max() > 60]
+        long_text = [c for c in df.columns if is_string_dtype(df[c]) and df[c].astype(str).str.len().max() > 60]
         widths = {c: 50 for c in long_text}
         stream_table(wb.create_sheet(name[:31]), list(df.columns), list(df.itertuples(index=False, name=None)),
                      widths, wrap=long_text)

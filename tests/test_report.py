@@ -344,6 +344,22 @@ def test_tables_xlsx_has_every_table(report):
     assert seq[1][seq[0].index("client said")] == "Fine."
 
 
+def test_long_text_columns_of_tables_xlsx_are_wide_and_wrapped(report):
+    study, _, _, tables = report
+    book = load_workbook(study.reports / "tables.xlsx")
+    long_columns = 0
+    for name, df in tables.items():
+        sheet = book[name[:31]]
+        for i, column in enumerate(df.columns, 1):
+            long = df[column].astype(str).str.len().max() > 60 and not pd.api.types.is_numeric_dtype(df[column])
+            letter = sheet.cell(1, i).column_letter
+            assert (sheet.column_dimensions[letter].width == 50) == long, (name, column)
+            if len(df):
+                assert bool(sheet.cell(2, i).alignment.wrap_text) == long, (name, column)
+            long_columns += long
+    assert long_columns >= 3  # quotes, recalls, warnings
+
+
 def test_audit_trail_lists_inputs_with_sha256_and_warnings(report):
     _, _, doc, tables = report
     inputs = captioned_tables(doc)["Inputs"]
