@@ -301,11 +301,12 @@ def run_agreement(study: Study, log: RunLog, codebook=None, entries=None, tables
     codebook = codebook or load_codebook(study)
     entries = read_coders(study, codebook) if entries is None else entries
     paths = {name: study.interim / f"{name}.parquet" for name in ("turns", "segments", "codes")}
-    interim = {name: pd.read_parquet(p) if p.exists() else None for name, p in paths.items()}
+    # Before anyone has coded, both tables are empty: the study's tables need not even be read.
+    interim = {name: pd.read_parquet(p) if p.exists() and len(entries) else None for name, p in paths.items()}
     scope = unit_scope(interim["turns"], interim["segments"])
     table = agreement(entries, codebook, scope)
     versus = suggestions_vs_coders(entries, interim["codes"], codebook, scope)
-    if interim["codes"] is None:
+    if not paths["codes"].exists():
         log.warn(["data/interim/codes.parquet is missing, so the suggestions are not compared with the coders "
                   "(run `ipr analyze`)"])
     for name, df in zip(AGREEMENT_TABLES, (table, versus), strict=True):
