@@ -484,7 +484,7 @@ def _removed_sheet(ws, removed: list[Entry]) -> None:
     header = REMOVED_HEADER + [f"code {i}" for i in range(1, n + 1)] + ["memo"] + extras
     rows = [[e.unit_id, e.unit_type, e.removed_on] + e.codes + [None] * (n - len(e.codes)) + [e.memo or None]
             + [e.extra.get(k) for k in extras] for e in removed]
-    stream_table(ws, header, rows, {"unit_id": 34, **WIDTHS}, wrap=("memo",))
+    stream_table(ws, header, rows, {**WIDTHS, "unit_id": 34}, wrap=("memo",))  # whole IDs: no row to read them by
 
 
 def _applies(code) -> str:

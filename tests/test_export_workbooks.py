@@ -261,6 +261,7 @@ def test_codes_of_a_unit_that_disappeared_move_to_removed_units_and_keep_their_d
     assert wb.sheetnames[-1] == REMOVED_SHEET
     rs = wb[REMOVED_SHEET]
     assert header(rs)[:5] == ["unit_id", "unit_type", "removed on", "code 1", "memo"]
+    assert rs.column_dimensions["A"].width == 34  # the whole ID: the unit's text is no longer beside it
     assert [c.value for c in rs[2]][:5] == [t[3], "turn", date.today().isoformat(), CODES[1], "angry"]
     assert t[3] not in [c.value for c in wb["Turns"]["A"]]
     # the date it was removed survives later rewrites; the codes never enter the codes table as current codes
