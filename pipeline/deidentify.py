@@ -148,7 +148,7 @@ def find_leaks(study, deid: Deidentifier) -> list[Problem]:
                         if ".backup" not in path.parts else
                         "a backup made before de-identification was on: its codes and memos are in the current "
                         "workbook; check, then delete this backup")
-                problems.append(Problem(path.relative_to(study.root).as_posix(),
+                problems.append(Problem(study.relative(path),
                                         f"holds {len(found)} real name(s) of the de-identification key", hint=hint))
     return problems
 

@@ -111,7 +111,7 @@ def read_workbooks(study, code_ids) -> ReadBack:
     signatures: dict = {"codes": _codes_key(code_ids)}
     reused: list[str] = []
     for coder, path in _workbooks(study):
-        rel = path.relative_to(study.root).as_posix()
+        rel = study.relative(path)
         st = path.stat()
         sig = [st.st_mtime_ns, st.st_size]
         if known.get(rel) == sig and lock_file(path) is None:
@@ -620,7 +620,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
         inputs = sha256_text(FORMAT_VERSION, codebook.digest, str(blind), shown[tid], suggested.get(tid, ""))
         paths = {coder: workbook_path(study, coder, tid) for coder in study.coders()}
         todo = [c for c, path in paths.items()
-                if not (path.exists() and state.get(_rel(path, study), {}).get("inputs") == inputs)]
+                if not (path.exists() and state.get(study.relative(path), {}).get("inputs") == inputs)]
         if not todo:
             continue
         suggestions = _suggestions(codes) if suggestions is None else suggestions
@@ -629,7 +629,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
         unit_ids = {r[0] for r in rows}
         for coder in todo:
             path = paths[coder]
-            key = _rel(path, study)
+            key = study.relative(path)
             if path.exists() and (state.get(key, {}).get("digest") or stored_digest(path)) == digest:
                 state[key] = {**state.get(key, {}), "digest": digest, "inputs": inputs}
                 continue  # what it shows is unchanged: leave the coder's file alone
@@ -646,14 +646,10 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
                          {"blind": blind, "layout": layout, "digest": digest, "about": about}))
             state[key] = {"digest": digest, "inputs": inputs}
     for path, sha in zip((j[0] for j in jobs), _write_all(jobs), strict=True):
-        state[_rel(path, study)]["sha256"] = sha
+        state[study.relative(path)]["sha256"] = sha
         written.append(path)
     write_text(state_path, json.dumps(state, indent=1, sort_keys=True))
     return written
-
-
-def _rel(path: Path, study) -> str:
-    return path.relative_to(study.root).as_posix()
 
 
 def _auto_by_transcript(codes: pd.DataFrame, sessions: pd.DataFrame, segments: pd.DataFrame):

@@ -55,7 +55,7 @@ def load_codebook(study: Study):
     try:
         return load(path, checked=_codes_state(study).get(CODEBOOK_KEY))
     except InputError as e:  # name the codebook as study.toml does, not by its full path
-        raise InputError([Problem(relative(Path(p.file), study), p.message, p.where, p.hint)
+        raise InputError([Problem(study.relative(p.file), p.message, p.where, p.hint)
                           for p in e.problems]) from None
 
 
@@ -252,7 +252,7 @@ def _remember_uncoded(study: Study, written: list[Path]) -> None:
     state = _json(state_path)
     coded = set(pd.read_parquet(table, columns=["workbook"])["workbook"])
     for path in written:
-        rel = relative(path, study)
+        rel = study.relative(path)
         if rel not in coded:
             st = path.stat()
             state[rel] = [st.st_mtime_ns, st.st_size]
@@ -407,10 +407,3 @@ def check_for_leaks(study: Study) -> None:
         leaks = find_leaks(study, deid)
         if leaks:
             raise InputError(leaks)
-
-
-def relative(path: Path, study: Study) -> str:
-    try:
-        return path.relative_to(study.root).as_posix()
-    except ValueError:
-        return str(path)

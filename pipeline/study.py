@@ -203,6 +203,13 @@ class Study:
     def codebook_path(self) -> Path:
         return (self.root / self.settings.codebook).resolve()
 
+    def relative(self, path: Path) -> str:
+        """A path as the researcher sees it: from the study folder (as given, when outside it)."""
+        try:
+            return Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
     def coders(self) -> list[str]:
         """The coders: ``study.toml``'s list, else the folders already in ``data/coded/``, else one coder."""
         if self.settings.coders:
