@@ -213,23 +213,9 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
 SHEETS = {"Agreement": "agreement", "Suggestions vs coders": "suggestions_vs_coders"}
 
 
-def _sheet_names(path) -> set[str]:
-    """The sheets of a workbook, read from its index alone; none when it is missing or unreadable."""
-    from openpyxl import load_workbook
-
-    try:
-        wb = load_workbook(path, read_only=True)
-    except Exception:  # noqa: BLE001 (a generated file: written anew when damaged)
-        return set()
-    try:
-        return set(wb.sheetnames)
-    finally:
-        wb.close()
-
-
-def update_tables_xlsx(study, only_missing: bool = False) -> None:
+def update_tables_xlsx(study) -> None:
     """Put the agreement tables (from data/interim/) into reports/tables.xlsx as the sheets ``Agreement`` and
-    ``Suggestions vs coders``, keeping every other sheet; with ``only_missing``, only sheets not there yet."""
+    ``Suggestions vs coders``, keeping every other sheet (`ipr agreement`: `ipr analyze` remakes the report)."""
     from openpyxl import Workbook, load_workbook
 
     from .files import atomic_path
@@ -238,8 +224,8 @@ def update_tables_xlsx(study, only_missing: bool = False) -> None:
     path = study.reports / "tables.xlsx"
     tables = {sheet: study.interim / f"{name}.parquet" for sheet, name in SHEETS.items()}
     tables = {sheet: p for sheet, p in tables.items() if p.exists()}
-    if only_missing and set(tables) <= _sheet_names(path):
-        return  # (opening the whole workbook to find that out took a second for a large study)
+    if not tables:
+        return
     wb = None
     if path.exists():
         try:
@@ -249,10 +235,7 @@ def update_tables_xlsx(study, only_missing: bool = False) -> None:
     if wb is None:
         wb = Workbook()
         wb.remove(wb.active)
-    todo = {s: p for s, p in tables.items() if not (only_missing and s in wb.sheetnames)}
-    if not todo:
-        return
-    for sheet, p in todo.items():
+    for sheet, p in tables.items():
         if sheet in wb.sheetnames:
             index = wb.sheetnames.index(sheet)
             wb.remove(wb[sheet])

@@ -368,12 +368,9 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
 
 
 def _make_report(study: Study, log: RunLog, codebook, entries, key: str) -> None:
-    """The agreement, the report (with the agreement's sheets in its tables) and its state."""
-    from .agreement import update_tables_xlsx
-
+    """The agreement, then the report (whose tables.xlsx has the agreement's sheets), and its state."""
     run_agreement(study, log, codebook, entries, tables=False)
     run_report(study, log, codebook)
-    update_tables_xlsx(study, only_missing=True)  # the agreement sheets, when the report did not write them
     _done(study, "report", key)
 
 
