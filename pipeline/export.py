@@ -29,7 +29,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from .errors import Problem
 from .files import atomic_path, digests_by, sha256_file, sha256_text, write_text
 from .timecode import format_time
-from .xlsx import WRAP, cell_style, row_height, stream_lines, stream_table
+from .xlsx import WRAP, cell_style, row_height, save, stream_lines, stream_table
 
 UNIT_SHEETS = {"Turns": "turn", "Segments": "segment"}
 REMOVED_SHEET = "Removed units"
@@ -404,8 +404,7 @@ def write_workbook(path: Path, kind: str, header: list[str], rows: list[list], c
         _removed_sheet(wb.create_sheet(REMOVED_SHEET), removed)
     if digest:
         wb.custom_doc_props.append(StringProperty(name=DIGEST_PROPERTY, value=digest))
-    with atomic_path(path) as tmp:
-        wb.save(tmp)
+    save(wb, path)
 
 
 def _unit_sheet(ws, header: list[str], rows: list[list], codebook, entries: dict[str, Entry], *, blind: bool,

@@ -16,7 +16,6 @@ from docx.shared import Cm, Pt
 
 from . import sequences as seq
 from .figures import Figures, code_frequency_figure, timeline_figure
-from .files import atomic_path
 from .parallel import beside
 from .summaries import (
     AUTO,
@@ -68,7 +67,7 @@ def write_tables_xlsx(path: Path, tables: dict[str, pd.DataFrame]) -> None:
     from openpyxl import Workbook
     from pandas.api.types import is_string_dtype
 
-    from .xlsx import stream_table
+    from .xlsx import save, stream_table
 
     wb = Workbook(write_only=True)
     for name, df in tables.items():
@@ -76,8 +75,7 @@ def write_tables_xlsx(path: Path, tables: dict[str, pd.DataFrame]) -> None:
         widths = {c: 50 for c in long_text}
         stream_table(wb.create_sheet(name[:31]), list(df.columns), list(df.itertuples(index=False, name=None)),
                      widths, wrap=long_text)
-    with atomic_path(path) as tmp:
-        wb.save(tmp)
+    save(wb, path)
 
 
 def _document(study, codebook, tables: dict[str, pd.DataFrame], audit: dict, data: ReportData,

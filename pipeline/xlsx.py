@@ -4,26 +4,35 @@ Safe: text is always text (a transcript line that begins with ``=`` must never b
 exceeds Excel's limit.  Readable: bold frozen header, filters, wrapped text, widths that fit the content.
 
 ``write_table`` writes a table into an ordinary worksheet; ``stream_table`` writes the same table into a write-only
-one (``Workbook(write_only=True)``), several times faster, for the many workbooks of an export.
+one (``Workbook(write_only=True)``), several times faster, for the many workbooks of an export; such a workbook
+is saved with ``save``.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
+import io
 import math
 import re
+import zipfile
 from collections.abc import Iterable, Sequence
 from copy import copy
+from pathlib import Path
 
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.compat import safe_string
+from openpyxl.drawing.spreadsheet_drawing import SpreadsheetDrawing
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._writer import WorksheetWriter
 from openpyxl.worksheet.dimensions import SheetDimension
 from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.writer.excel import ExcelWriter
 from openpyxl.xml.constants import SHEET_MAIN_NS
 from openpyxl.xml.functions import tostring
+
+from .files import atomic_path
 
 EXCEL_CELL_LIMIT = 32767  # characters as Excel counts them: UTF-16 code units
 CUT_NOTE = " […cut: the full text is longer than a spreadsheet cell holds]"
@@ -230,7 +239,9 @@ def _escape(text: str) -> str:
 
 class _SheetWriter(WorksheetWriter):
     """openpyxl's writer of a write-only worksheet, given the sheet's rows as XML text (``write_rows``) and its
-    size (a write-only sheet cannot count its cells).
+    size (a write-only sheet cannot count its cells).  The sheet is kept in memory, not in a temporary file
+    (``save`` puts it into the workbook): an export writes hundreds of sheets, and creating and removing a
+    temporary file for each cost more than writing its cells.
 
     It is set as the sheet's ``_writer``, which writes the sheet's top at once and the rows and the tail when the
     workbook is saved: the protocol of openpyxl 3.1's ``WorksheetWriter``, which tests/test_export_speed.py checks
@@ -238,25 +249,54 @@ class _SheetWriter(WorksheetWriter):
 
     def __init__(self, ws, sheet_data: bytes, size: str):
         self.sheet_data, self.size = sheet_data, size
-        super().__init__(ws)
+        super().__init__(ws, out=io.BytesIO())
 
     def get_stream(self):
         """Receives the sheet's parts, as elements or as text, and writes them into the sheet's file."""
-        with open(self.out, "wb") as out:
-            out.write(f'<worksheet xmlns="{SHEET_MAIN_NS}">'.encode())
-            try:
-                while True:
-                    part = yield
-                    if part is not None:
-                        out.write(part if isinstance(part, bytes) else tostring(part))
-            except GeneratorExit:
-                out.write(b"</worksheet>")
+        out = self.out
+        out.write(f'<worksheet xmlns="{SHEET_MAIN_NS}">'.encode())
+        try:
+            while True:
+                part = yield
+                if part is not None:
+                    out.write(part if isinstance(part, bytes) else tostring(part))
+        except GeneratorExit:
+            out.write(b"</worksheet>")
 
     def write_dimensions(self):
         self.xf.send(SheetDimension(self.size).to_tree())
 
     def write_rows(self):
         self.xf.send(self.sheet_data)
+
+    def cleanup(self):
+        """Nothing to remove: the sheet was never a file."""
+
+
+class _Writer(ExcelWriter):
+    """openpyxl's writer of a workbook, which puts a sheet kept in memory (``_SheetWriter``) into the archive
+    as it is; any other sheet it writes as openpyxl does."""
+
+    def write_worksheet(self, ws):
+        writer = getattr(ws, "_writer", None)
+        if not isinstance(writer, _SheetWriter):
+            return super().write_worksheet(ws)
+        ws._drawing = SpreadsheetDrawing()
+        ws._drawing.charts, ws._drawing.images = ws._charts, ws._images
+        if not ws.closed:
+            ws.close()
+        ws._rels = writer._rels
+        self._archive.writestr(ws.path[1:], writer.out.getvalue())
+        self.manifest.append(ws)
+        return None
+
+
+def save(wb, path: Path) -> None:
+    """Save a write-only workbook atomically (a temporary file beside ``path``, then a rename): what
+    ``wb.save`` does, with the sheets written by ``write_rows`` taken from memory."""
+    wb.properties.modified = datetime.datetime.now(tz=datetime.UTC).replace(tzinfo=None)
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        _Writer(wb, archive).write_data()
 
 
 def _wrapped_columns(header: Sequence[str], wrap: Sequence[str]) -> set[int]:

@@ -8,7 +8,7 @@ from openpyxl import Workbook, load_workbook
 
 from pipeline.codebook import Code, Codebook
 from pipeline.export import DIGEST_PROPERTY, SESSION_HEADER, Entry, Layout, write_workbook
-from pipeline.xlsx import CUT_NOTE, stream_table, write_table
+from pipeline.xlsx import CUT_NOTE, save, stream_table, write_table
 
 HEADER = ["id", "n", "text", "note"]
 TEXTS = ["=SUM(A1:A2)", "+1", "-x", "@you", "#N/A", " leading", "trailing ", "\ttab", "a\rb", "a\r\nb",
@@ -41,7 +41,7 @@ def test_stream_table_writes_what_write_table_writes(tmp_path):
     wb = Workbook(write_only=True)
     last = stream_table(wb.create_sheet("t"), HEADER, ROWS, {"text": 70}, wrap=("text",),
                         heights=[15.0 * r for r in range(2, len(ROWS) + 2)])
-    wb.save(quick)
+    save(wb, quick)
     assert last == len(ROWS) + 1
     assert cells(quick, "t") == cells(slow, "t")
     got = load_workbook(quick)["t"]
@@ -51,6 +51,19 @@ def test_stream_table_writes_what_write_table_writes(tmp_path):
     assert got["C7"].value == " leading"
     read = load_workbook(quick, read_only=True)["t"]  # the size is stated, as in an ordinary sheet
     assert (read.max_row, read.max_column) == (len(ROWS) + 1, len(HEADER))
+
+
+def test_a_streamed_sheet_is_kept_in_memory_not_in_a_temporary_file(tmp_path):
+    """Hundreds of workbooks a run: a temporary file per sheet cost more than the sheet's cells."""
+    from openpyxl.worksheet._writer import ALL_TEMP_FILES
+
+    before = list(ALL_TEMP_FILES)
+    wb = Workbook(write_only=True)
+    stream_table(wb.create_sheet("t"), HEADER, ROWS)
+    assert ALL_TEMP_FILES == before
+    save(wb, tmp_path / "t.xlsx")
+    assert load_workbook(tmp_path / "t.xlsx")["t"]["A3"].value == "u1"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.xlsx"]
 
 
 def book(brief="denies"):
