@@ -161,6 +161,23 @@ def test_an_interrupted_run_says_so(analysed, tmp_path):
     check_whole(root)
 
 
+def test_the_command_ends_with_its_words_and_status(analysed, tmp_path):
+    """`ipr` ends without tearing Python down (quicker): what it printed still arrives whole, with its status."""
+    root = tmp_path / "study"
+    shutil.copytree(analysed, root)
+    done = subprocess.run([sys.executable, "-m", "pipeline", "analyze", "--study", str(root)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("done: ") and done.stdout.endswith("report in reports/summary.docx\n")
+    (root / "study.toml").write_text("window_s = -1\n")
+    bad = subprocess.run([sys.executable, "-m", "pipeline", "analyze", "--study", str(root)],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+    usage = subprocess.run([sys.executable, "-m", "pipeline", "nonsense"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "No such command" in usage.stderr
+
+
 # --- the atomic writes themselves ----------------------------------------------------------------------------
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
