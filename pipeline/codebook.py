@@ -546,13 +546,13 @@ def _closest(word: str, options: set[str]) -> str:
 # --- the public functions ----------------------------------------------------------------------------------------
 
 
-def _read(path: Path, checked: str | None = None) -> tuple[Codebook, list[Problem]]:
+def _read(path: Path, checked: str | None = None, patterns: bool = True) -> tuple[Codebook, list[Problem]]:
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as e:
         return Codebook(path=path), [Problem(str(path), f"cannot read the codebook: {e.strerror or e}")]
-    checker = _Checker(path, check_patterns=hashlib.sha256(raw).hexdigest() != checked)
+    checker = _Checker(path, check_patterns=patterns and hashlib.sha256(raw).hexdigest() != checked)
     try:
         data = yaml.load(raw.decode("utf-8-sig"), Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
     except UnicodeDecodeError:
@@ -573,12 +573,14 @@ def validate_codebook(path: str | Path) -> list[Problem]:
     return sorted(problems, key=lambda p: (int(p.where.split()[-1]) if p.where.startswith("line ") else 0))
 
 
-def load_codebook(path: str | Path, checked: str | None = None) -> Codebook:
+def load_codebook(path: str | Path, checked: str | None = None, patterns: bool = True) -> Codebook:
     """Read and check a YAML codebook; raises InputError listing every problem when it has any.
 
     ``checked``: the digest of a codebook whose token patterns spaCy already accepted (in an earlier run);
-    when it is this file's, they are not checked again, so a re-run need not load spaCy at all."""
-    book, problems = _read(Path(path), checked)
+    when it is this file's, they are not checked again, so a re-run need not load spaCy at all.  ``patterns``
+    False: spaCy's check of the token patterns is left to the process that codes (``coding.code_checked``),
+    which loads spaCy anyway."""
+    book, problems = _read(Path(path), checked, patterns)
     if problems:
         raise InputError(sorted(problems, key=lambda p: (int(p.where.split()[-1]) if p.where else 0)))
     return book

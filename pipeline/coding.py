@@ -11,8 +11,10 @@ every pattern) and regular expressions are for the few things phrases cannot say
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from spacy.attrs import LEMMA, LOWER, ORTH, SPACY
@@ -21,6 +23,7 @@ from spacy.tokens import Doc
 
 from pipeline.codebook import CODE_COLUMNS, Code, Codebook, Rule, codes_frame, load_codebook  # noqa: F401 (API)
 from pipeline.conventions import find_annotations
+from pipeline.errors import InputError
 from pipeline.nlp import Prepared, prepare, shared_nlp
 from pipeline.structures import STRUCTURES, is_question  # noqa: F401 (is_question: part of this API)
 
@@ -238,14 +241,39 @@ def compiled_codebook(codebook: Codebook) -> Compiled:
     return _COMPILED[codebook.digest]
 
 
+_CHECKED: dict[str, InputError | None] = {}  # by digest: the whole check of a codebook this process made
+
+
 def get_ready(codebook_path) -> None:
-    """spaCy loaded and the study's codebook compiled: what the process that will code what changed does while
-    the run reads the transcripts."""
+    """spaCy loaded and the study's codebook checked whole and compiled: what the process that will code what
+    changed does while the run reads the transcripts.  Checking it whole includes spaCy's check of its token
+    patterns, which the run's own reading of the codebook leaves to this process (``code_checked``): spaCy is
+    loaded here anyway."""
     shared_nlp()
     try:
-        compiled_codebook(load_codebook(codebook_path))
-    except Exception:  # noqa: BLE001 (a bad codebook is the run's to report, with its lines)
-        pass
+        digest = hashlib.sha256(Path(codebook_path).read_bytes()).hexdigest()
+        book = load_codebook(codebook_path)
+    except InputError as e:
+        _CHECKED[digest] = e
+        return
+    except Exception:  # noqa: BLE001 (unreadable: the run's own reading reports it, with its lines)
+        return
+    _CHECKED[book.digest] = None
+    compiled_codebook(book)
+
+
+def code_checked(codebook: Codebook, turns: Columns, segments: Columns) -> list[tuple]:
+    """``code_rows`` for a codebook read without spaCy's check of its token patterns: that check is made here
+    first (by ``get_ready``, or now), and its problems are raised as the codebook's."""
+    if codebook.digest not in _CHECKED:
+        try:
+            load_codebook(codebook.path)
+            _CHECKED[codebook.digest] = None
+        except InputError as e:
+            _CHECKED[codebook.digest] = e
+    if _CHECKED[codebook.digest] is not None:
+        raise _CHECKED[codebook.digest]
+    return code_rows(codebook, turns, segments)
 
 
 def compile_codebook(codebook: Codebook) -> Compiled:

@@ -45,7 +45,8 @@ def _table(study: Study, name: str, made_by: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def load_codebook(study: Study):
+def load_codebook(study: Study, patterns: bool = True):
+    """``patterns`` False: spaCy's check of the token patterns is left to the process that codes."""
     from .codebook import load_codebook as load
 
     path = study.codebook_path
@@ -53,10 +54,17 @@ def load_codebook(study: Study):
         raise InputError(Problem(study.settings.codebook, "the codebook file is missing",
                                  hint="set `codebook` in study.toml to a codebook in codebooks/"))
     try:
-        return load(path, checked=_codes_state(study).get(CODEBOOK_KEY))
-    except InputError as e:  # name the codebook as study.toml does, not by its full path
-        raise InputError([Problem(study.relative(p.file), p.message, p.where, p.hint)
-                          for p in e.problems]) from None
+        return load(path, checked=_codes_state(study).get(CODEBOOK_KEY), patterns=patterns)
+    except InputError as e:
+        if not patterns:  # a broken codebook: every problem at once, those spaCy finds in its patterns too
+            return load_codebook(study)
+        raise _as_named_in(study, e) from None
+
+
+def _as_named_in(study: Study, error: InputError) -> InputError:
+    """The problems with their files named as the study names them (the codebook as study.toml does), not by
+    their full paths."""
+    return InputError([Problem(study.relative(p.file), p.message, p.where, p.hint) for p in error.problems])
 
 
 # --- the stages ---------------------------------------------------------------------------------------------
@@ -215,8 +223,14 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
         # plain lists, so that the process that codes need not import pandas
         work = (codebook, sessions[sessions["transcript_id"].isin(todo)].to_dict("list"),
                 segments[segments["transcript_id"].isin(todo)].to_dict("list"))
-        code_rows = by_name("pipeline.coding", "code_rows")
-        parts.append(codes_frame(coder.run(code_rows, *work) if coder else code_rows(*work)))
+        if coder is None:
+            rows = by_name("pipeline.coding", "code_rows")(*work)
+        else:  # which also makes the spaCy check of the token patterns that ``run_all`` left to it
+            try:
+                rows = coder.run(by_name("pipeline.coding", "code_checked"), *work)
+            except InputError as e:
+                raise _as_named_in(study, e) from None
+        parts.append(codes_frame(rows))
     return pd.concat(parts, ignore_index=True), keys | {CODEBOOK_KEY: codebook.digest}
 
 
@@ -332,7 +346,8 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
         log.timings[stage] = round(now - clock, 3)
         clock = now
 
-    codebook = load_codebook(study)
+    # spaCy's check of the codebook's token patterns is the coding process's (which loads spaCy anyway)
+    codebook = load_codebook(study, patterns=coder is None)
     entries = read_coders(study, codebook)  # before anything is written: a coder's work is never at risk
     check_entries_for_names(study, entries)  # a real name in a memo fails the run before it is copied anywhere
     timed("read")

@@ -208,6 +208,9 @@ CASES: dict[str, tuple[Callable, list[tuple[str, str, str]]]] = {
                                       [("codebooks/broken.yaml", "line 4", "unknown key 'colour'"),
                                        ("codebooks/broken.yaml", "line 11", "duplicate ID"),
                                        ("codebooks/broken.yaml", "line ", "invalid regular expression")]),
+    "codebook: a token pattern spaCy refuses (checked where spaCy is loaded)": (
+        sub("codebooks/rupture_repair.yaml", "pattern: [{LOWER: i}, {LEMMA:", "pattern: [{LOWR: i}, {LEMMA:"),
+        [("codebooks/rupture_repair.yaml", "line 272", "invalid token pattern")]),
     "codebook: missing": (sub("study.toml", "rupture_repair.yaml", "nope.yaml"),
                           [("codebooks/nope.yaml", "", "missing")]),
     "codebook: invalid YAML": (both(put("codebooks/bad.yaml", "title: x\ncodes:\n  - id: a\n   name: [unclosed\n"),
