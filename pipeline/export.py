@@ -102,9 +102,10 @@ WORKBOOK_STATE = "workbook_state.json"
 def read_workbooks(study, code_ids) -> ReadBack:
     """Every coder's entries: codes, memos and own columns per unit, from the unit sheet and ``Removed units``.
 
-    A workbook whose file is exactly as when the last run read it (same size and modification time, same
-    codebook) is not opened again: its entries come from ``coder_entries.parquet``.  Opening a few hundred
-    workbooks costs seconds; a study re-run with nothing changed should not."""
+    A workbook whose file is exactly as when the last run read it (the same bytes, with the same codebook) is
+    not opened again: its entries come from ``coder_entries.parquet``.  Opening a few hundred workbooks costs
+    seconds; a study re-run with nothing changed should not, nor one copied to another folder or machine (which
+    gives every file a new modification time: then the bytes are compared by their hash)."""
     rows: list[dict] = []
     problems: list[Problem] = []
     known, previous = _last_reads(study, code_ids)
@@ -113,16 +114,17 @@ def read_workbooks(study, code_ids) -> ReadBack:
     for coder, path in _workbooks(study):
         rel = study.relative(path)
         st = path.stat()
-        sig = [st.st_mtime_ns, st.st_size]
-        if known.get(rel) == sig and lock_file(path) is None:
+        sig, old = [st.st_mtime_ns, st.st_size], known.get(rel) or [None, None, ""]
+        if lock_file(path) is None and old[1] == st.st_size and (
+                old[0] == st.st_mtime_ns or (len(old) > 2 and sha256_file(path) == old[2])):
             reused.append(rel)
-            signatures[rel] = sig
+            signatures[rel] = sig + old[2:]
             continue
         found, trouble = read_workbook(path, rel, coder, code_ids)
         rows += found
         problems += trouble
         if not trouble:
-            signatures[rel] = sig
+            signatures[rel] = sig + [sha256_file(path)]
     entries = pd.DataFrame(rows, columns=ENTRY_COLUMNS)
     if reused:
         old = previous[previous["workbook"].isin(reused)]

@@ -263,13 +263,13 @@ def _remember_uncoded(study: Study, written: list[Path]) -> None:
     state_path, table = study.interim / "workbook_state.json", study.interim / "coder_entries.parquet"
     if not written or not state_path.exists() or not table.exists():
         return
-    state = _json(state_path)
+    state, made = _json(state_path), _json(study.interim / "export_state.json")
     coded = set(pd.read_parquet(table, columns=["workbook"])["workbook"])
     for path in written:
         rel = study.relative(path)
         if rel not in coded:
             st = path.stat()
-            state[rel] = [st.st_mtime_ns, st.st_size]
+            state[rel] = [st.st_mtime_ns, st.st_size, made.get(rel, {}).get("sha256", "")]
     write_text(state_path, json.dumps(state))
 
 

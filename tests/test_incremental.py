@@ -86,6 +86,40 @@ def test_unchanged_workbooks_are_not_opened_again_but_edited_ones_are(demo_study
     assert opened == ["D01_S3_ipr-client.xlsx"]  # read once; its entries are kept for the runs after
 
 
+def test_a_copied_study_does_not_open_its_workbooks_again(demo_study, tmp_path, monkeypatch):
+    """Copied to another folder or machine (or synced), every file has a new modification time: the
+    workbooks' bytes, not their times, say whether they must be read again."""
+    import os
+
+    from openpyxl import load_workbook
+
+    analyze(demo_study)
+    coded = demo_study / "data" / "coded" / "coder_a" / "D01_S3_session.xlsx"
+    wb = load_workbook(coded)
+    ws = wb["Turns"]
+    ws.cell(row=3, column=[c.value for c in ws[1]].index("memo") + 1, value="She pulls back here.")
+    wb.save(coded)
+    before = analyze(demo_study)["codes"]
+    copy = tmp_path / "copy"
+    shutil.copytree(demo_study, copy)
+    books = sorted((copy / "data" / "coded").rglob("*.xlsx"))
+    for book in books:
+        os.utime(book, ns=(book.stat().st_atime_ns, book.stat().st_mtime_ns + 10**9))
+    opened = []
+    real = pipeline.export.read_workbook
+    monkeypatch.setattr(pipeline.export, "read_workbook", lambda p, *a: opened.append(p.name) or real(p, *a))
+    same(analyze(copy)["codes"], before, ["unit_id", "coder", "code_id", "rule_id"])
+    assert len(books) > 4 and opened == []
+    memos = pd.read_parquet(copy / "data" / "interim" / "coder_entries.parquet")["memo"]
+    assert "She pulls back here." in set(memos)
+    # the same size and a new time, but other bytes: read again
+    data = bytearray(books[0].read_bytes())
+    data[-30:-20] = b"x" * 10  # (not a valid workbook any more: reading it is what shows it was read)
+    books[0].write_bytes(bytes(data))
+    result = CliRunner().invoke(main, ["analyze", "--study", str(copy)])
+    assert opened == [books[0].name] and result.exit_code == 1
+
+
 def test_a_deleted_workbook_is_written_again(demo_study):
     analyze(demo_study)
     path = demo_study / "data" / "coded" / "coder_a" / "D02_S5_session.xlsx"
