@@ -118,7 +118,7 @@ def read_workbooks(study, code_ids) -> ReadBack:
         if lock_file(path) is None and old[1] == st.st_size and (
                 old[0] == st.st_mtime_ns or (len(old) > 2 and sha256_file(path) == old[2])):
             reused.append(rel)
-            signatures[rel] = sig + old[2:]
+            signatures[rel] = sig + (old[2:] or [sha256_file(path)])  # (a signature of an older version had none)
             continue
         found, trouble = read_workbook(path, rel, coder, code_ids)
         rows += found
