@@ -494,19 +494,34 @@ class WordDoc:
 
     def _place_pictures(self) -> None:
         """Put each figure's PNG into its paragraph, in document order, as ``run.add_picture`` does, but with the
-        shape IDs counted here: python-docx finds the next free ID by searching the whole document for IDs, once
-        for every picture."""
+        shape IDs and image parts counted here: for every picture, python-docx searches the whole document for
+        the next free shape ID, and hashes every image already added to find a copy of it (a study with 300
+        sessions spent seconds doing that)."""
+        from docx.image.image import Image
+        from docx.opc.constants import RELATIONSHIP_TYPE
+        from docx.opc.packuri import PackURI
         from docx.oxml.shape import CT_Inline
+        from docx.parts.image import ImagePart
 
         part = self.doc.part
         shape_id = part.next_id
+        images = part.package.image_parts
+        used = {image_part.partname.idx for image_part in images}
+        rel_ids: dict[str, str] = {}  # by the image's SHA-1: the same picture twice is stored once
+        number = 0
         for run, path, width, max_height_cm in self._pictures:
-            rel_id, image = part.get_or_add_image(str(path))
+            image = Image.from_file(str(path))
+            sha1 = image.sha1
+            if sha1 not in rel_ids:
+                number = next(n for n in range(number + 1, number + len(used) + 2) if n not in used)
+                image_part = ImagePart.from_image(image, PackURI(f"/word/media/image{number}.{image.ext}"))
+                images.append(image_part)
+                rel_ids[sha1] = part.relate_to(image_part, RELATIONSHIP_TYPE.IMAGE)
             aspect = image.px_height / image.px_width
             if width * aspect > max_height_cm:  # a tall figure keeps to a page, with its caption
                 width = max_height_cm / aspect
             cx, cy = image.scaled_dimensions(Cm(width), None)
-            run._r.add_drawing(CT_Inline.new_pic_inline(shape_id, rel_id, image.filename, cx, cy))
+            run._r.add_drawing(CT_Inline.new_pic_inline(shape_id, rel_ids[sha1], image.filename, cx, cy))
             shape_id += 1
         self._pictures = []
 

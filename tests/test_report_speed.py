@@ -4,6 +4,8 @@ frame, and figures drawn by forked workers."""
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -57,6 +59,7 @@ def test_pictures_placed_at_save_are_those_add_picture_places(tmp_path):
     for i, n in enumerate((2, 40)):  # a short chart and one taller than a page
         paths.append(code_frequency_figure(pd.DataFrame({"label": [f"c{k}" for k in range(n)], "auto": range(n)}),
                                            ["auto"], tmp_path / f"f{i}.png"))
+    paths.append(paths[0])  # the same picture again: stored once
     d = WordDoc()
     for path in paths:
         d.figure(path, "A figure")
@@ -73,6 +76,12 @@ def test_pictures_placed_at_save_are_those_add_picture_places(tmp_path):
     assert [(s.width, s.height) for s in quick] == [(s.width, s.height) for s in widths]
     ids = [s._inline.docPr.id for s in quick]
     assert ids == [s._inline.docPr.id for s in widths] == sorted(set(ids))
+    plain.save(tmp_path / "plain.docx")
+    media = [sorted(n for n in zipfile.ZipFile(tmp_path / f"{name}.docx").namelist() if n.startswith("word/media/"))
+             for name in ("quick", "plain")]
+    assert media[0] == media[1] == ["word/media/image1.png", "word/media/image2.png"]
+    rel_ids = [s._inline.graphic.graphicData.pic.blipFill.blip.embed for s in quick]
+    assert rel_ids[0] == rel_ids[2] != rel_ids[1]
 
 
 def test_member_is_isin():
