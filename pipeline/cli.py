@@ -6,6 +6,7 @@ Heavy libraries (spaCy, pandas) are imported inside the commands that need them,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -45,11 +46,18 @@ class Group(click.Group):
             ctx.exit(1)
 
 
+@contextlib.contextmanager
 def _progress():
-    """Per-file progress on a terminal; nothing in a pipe or a log."""
-    if not sys.stderr.isatty():
-        return None
-    return lambda item: click.echo(f"  {item}", err=True)
+    """Progress of the long stages on a terminal (None in a pipe or a log), its last line ended before anything
+    else is said: an error, a warning, the summary."""
+    from .progress import for_terminal
+
+    progress = for_terminal()
+    try:
+        yield progress
+    finally:
+        if progress is not None:
+            progress.end()
 
 
 def _study(study_dir: Path):
@@ -116,10 +124,10 @@ def analyze(study_dir: Path, keep_going: bool):
     # spaCy takes a second to load: a second process loads it (and compiles the codebook) from the start, while
     # this one imports the tables' libraries and reads and aligns the transcripts; it then codes whatever
     # changed, or is ended.
-    with warm(by_name("pipeline.coding", "get_ready"), study.codebook_path) as coder:
+    with warm(by_name("pipeline.coding", "get_ready"), study.codebook_path) as coder, _progress() as progress:
         from .stages import run_all
 
-        log = run_all(study, keep_going=keep_going, progress=_progress(), coder=coder)
+        log = run_all(study, keep_going=keep_going, progress=progress, coder=coder)
     _warnings(log.warnings)
     click.echo(f"done: {len(log.inputs)} transcripts; workbooks in data/coded/, report in reports/summary.docx")
 
@@ -132,7 +140,8 @@ def ingest(study_dir: Path, keep_going: bool):
     from .stages import RunLog, run_ingest
 
     log = RunLog()
-    result = run_ingest(_study(study_dir), log, keep_going=keep_going, progress=_progress())
+    with _progress() as progress:
+        result = run_ingest(_study(study_dir), log, keep_going=keep_going, progress=progress)
     _warnings(log.warnings)
     click.echo(f"{len(result.sources)} transcripts, {len(result.turns)} turns, {len(result.stops)} stops")
 
@@ -168,7 +177,8 @@ def export(study_dir: Path):
     """Write or refresh the coders' workbooks in data/coded/."""
     from .stages import RunLog, run_export
 
-    written = run_export(_study(study_dir), RunLog(), progress=_progress())
+    with _progress() as progress:
+        written = run_export(_study(study_dir), RunLog(), progress=progress)
     click.echo(f"{len(written)} workbooks written" if written else "workbooks up to date")
 
 

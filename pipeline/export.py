@@ -635,8 +635,6 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
                 state[key] = {**state.get(key, {}), "digest": digest, "inputs": inputs}
                 continue  # what it shows is unchanged: leave the coder's file alone
             carried, removed = carry(by_workbook.get((coder, tid), []), unit_ids, today)
-            if progress:
-                progress(key)
             layout = Layout()
             if path.exists():
                 layout = read_layout(path)
@@ -646,7 +644,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
             jobs.append((path, (kind, header, rows, codebook, carried, removed),
                          {"blind": blind, "layout": layout, "digest": digest, "about": about}))
             state[key] = {"digest": digest, "inputs": inputs}
-    for path, sha in zip((j[0] for j in jobs), _write_all(jobs), strict=True):
+    for path, sha in zip((j[0] for j in jobs), _write_all(jobs, study, progress), strict=True):
         state[study.relative(path)]["sha256"] = sha
         written.append(path)
     write_text(state_path, json.dumps(state, indent=1, sort_keys=True))
@@ -672,16 +670,26 @@ def _write_job(i: int) -> str:
     return sha256_file(path)
 
 
-def _write_all(jobs: list) -> list[str]:
-    """Write every workbook; the sha256 of each.  Workers are forked, so the jobs are not copied to them."""
+def _write_all(jobs: list, study, progress=None) -> list[str]:
+    """Write every workbook; the sha256 of each.  Workers are forked, so the jobs are not copied to them.
+    ``progress`` is told of each workbook once it is written."""
     from .parallel import can_fork, cores, pool
 
     global _JOBS
     _JOBS = jobs
+    if progress and jobs:
+        progress.stage("writing workbooks", len(jobs))
     try:
         if len(jobs) < PARALLEL_FROM or not can_fork():
-            return [_write_job(i) for i in range(len(jobs))]
+            return [_told(progress, study.relative(job[0]), _write_job(i)) for i, job in enumerate(jobs)]
         with pool(min(cores(), 4)) as workers:
-            return list(workers.map(_write_job, range(len(jobs)), chunksize=1))
+            done = workers.map(_write_job, range(len(jobs)), chunksize=1)
+            return [_told(progress, study.relative(job[0]), sha) for job, sha in zip(jobs, done, strict=True)]
     finally:
         _JOBS = []
+
+
+def _told(progress, item: str, result):
+    if progress:
+        progress(item)
+    return result

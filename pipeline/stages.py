@@ -168,7 +168,7 @@ def read_coders(study: Study, codebook):
     return back.entries
 
 
-def run_code(study: Study, log: RunLog, codebook=None, entries=None, coder=None):
+def run_code(study: Study, log: RunLog, codebook=None, entries=None, coder=None, progress=None):
     """``coder``: a :class:`parallel.warm` process that has spaCy loaded already (optional)."""
     from .export import coder_codes
 
@@ -176,7 +176,7 @@ def run_code(study: Study, log: RunLog, codebook=None, entries=None, coder=None)
     entries = read_coders(study, codebook) if entries is None else entries
     turns = _table(study, "turns", "ingest")
     segments = _table(study, "segments", "align")
-    auto, state = _auto_codes(study, codebook, turns, segments, coder)
+    auto, state = _auto_codes(study, codebook, turns, segments, coder, progress)
     current = set(turns["turn_id"]) | set(segments["segment_id"])  # codes of a unit that is gone are not current
     codes = pd.concat([auto, coder_codes(entries, current)], ignore_index=True) if len(entries) else auto
     write_parquet(codes, study.interim / "codes.parquet")
@@ -195,7 +195,7 @@ def _codes_state(study: Study) -> dict:
     return _json(study.interim / "code_state.json") if (study.interim / "codes.parquet").exists() else {}
 
 
-def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFrame, coder=None):
+def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFrame, coder=None, progress=None):
     """The automatic codes, coding again only the transcripts whose units (or the codebook) changed.
 
     A transcript's key covers everything its codes depend on: the codebook, this version, and each unit's ID,
@@ -223,6 +223,9 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
         # plain lists, so that the process that codes need not import pandas
         work = (codebook, sessions[sessions["transcript_id"].isin(todo)].to_dict("list"),
                 segments[segments["transcript_id"].isin(todo)].to_dict("list"))
+        if progress and todo:
+            units = len(work[1]["turn_id"]) + len(work[2]["segment_id"])
+            progress.stage(f"coding {units:,} units of {len(todo):,} transcript{'s' * (len(todo) != 1)}")
         if coder is None:
             rows = by_name("pipeline.coding", "code_rows")(*work)
         else:  # which also makes the spaCy check of the token patterns that ``run_all`` left to it
@@ -356,7 +359,7 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
     run_align(study, log)
     timed("align")
     try:
-        run_code(study, log, codebook, entries, coder)
+        run_code(study, log, codebook, entries, coder, progress)
     finally:
         if coder is not None:
             coder.close()
@@ -371,6 +374,8 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
                 study, log, codebook, entries, key) as report:
         run_export(study, log, codebook, entries, progress=progress)
         timed("export")
+        if progress and report.job is not None:
+            progress.stage("finishing the report")
     log.timings["report"] = report.seconds
     check_for_leaks(study)
     log.timings["elapsed"] = round(time.time() - began, 3)  # less than the sum: export and report overlap

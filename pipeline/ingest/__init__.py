@@ -164,6 +164,7 @@ def _settings_key(study: Study) -> str:
 
 def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
     """Read every transcript.  Every bad file is reported; with ``keep_going`` they are skipped with a warning.
+    ``progress``: a :class:`pipeline.progress.Progress`, told of each file read.
 
     A file whose bytes (and the settings that read it) are as in the last run is not read again: its rows are
     taken from the last run's tables, so adding one transcript to a large study costs one transcript."""
@@ -178,20 +179,24 @@ def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
     problems: list[Problem] = []
     good: list[Source] = []
     reused: list[str] = []
-    for source in sources:
-        key, file_sha = cache.key(source)
+    keys = [cache.key(source) for source in sources]
+    todo = sum(not cache.has(s.transcript_id, key) for s, (key, _) in zip(sources, keys, strict=True))
+    if progress and todo:
+        progress.stage("reading transcripts", todo)
+    for source, (key, file_sha) in zip(sources, keys, strict=True):
         if cache.has(source.transcript_id, key):
             reused.append(source.transcript_id)
             warnings += cache.state[source.transcript_id]["warnings"]
             good.append(source)
             continue
-        if progress:
-            progress(source.file)
         try:
             parsed = read_source(source, study.settings.stop_patterns)
         except InputError as e:
             problems.extend(_relative(e.problems, study))
             continue
+        finally:
+            if progress:
+                progress(source.file)
         if not parsed.turns:
             problems.append(Problem(f"data/raw/{source.file}", "no turns found",
                                     hint="check that the file holds a transcript with speaker labels"))
