@@ -637,7 +637,8 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
             carried, removed = carry(by_workbook.get((coder, tid), []), unit_ids, today)
             layout = Layout()
             if path.exists():
-                layout = read_layout(path)
+                if sha256_file(path) != state.get(key, {}).get("sha256"):  # the coder's (opened and saved)
+                    layout = read_layout(path)  # (opening a workbook costs more than writing one)
                 backup(path)
             about = f"Transcript {tid}, coder {coder}; codebook: {codebook.title or '(untitled)'}" + (
                 f", version {codebook.version}" if codebook.version else "") + "."

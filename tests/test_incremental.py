@@ -125,6 +125,27 @@ def test_a_copied_study_does_not_open_its_workbooks_again(demo_study, tmp_path, 
     assert opened == [books[0].name] and result.exit_code == 1
 
 
+def test_a_new_codebook_rewrites_the_workbooks_without_opening_those_no_coder_touched(demo_study, monkeypatch):
+    """Only a workbook a coder saved has a layout of theirs to keep (opening one costs more than writing it)."""
+    from openpyxl import load_workbook
+
+    analyze(demo_study)
+    touched = demo_study / "data" / "coded" / "coder_b" / "D02_S5_session.xlsx"
+    wb = load_workbook(touched)
+    wb["Turns"].column_dimensions["E"].hidden = True
+    wb.save(touched)
+    opened = []
+    real = pipeline.export.read_layout
+    monkeypatch.setattr(pipeline.export, "read_layout", lambda p: opened.append(p.name) or real(p))
+    book = demo_study / "codebooks" / "rupture_repair.yaml"
+    book.write_text(book.read_text().replace('"not bother", ', '"not bother", "quite all right", ', 1))
+    before = {p: p.stat().st_mtime_ns for p in (demo_study / "data" / "coded").glob("*/*.xlsx")}
+    analyze(demo_study)
+    assert all(p.stat().st_mtime_ns != t for p, t in before.items())  # every workbook rewritten
+    assert opened == ["D02_S5_session.xlsx"]
+    assert load_workbook(touched)["Turns"].column_dimensions["E"].hidden
+
+
 def test_a_deleted_workbook_is_written_again(demo_study):
     analyze(demo_study)
     path = demo_study / "data" / "coded" / "coder_a" / "D02_S5_session.xlsx"
