@@ -82,11 +82,23 @@ def test_undefined_figures_are_empty_not_errors():
 
 
 def test_cohen_kappa_is_scikit_learns():
+    import warnings
+
     from sklearn.metrics import cohen_kappa_score
 
     rng = np.random.default_rng(7)
-    a, b = rng.integers(0, 2, 40), rng.integers(0, 2, 40)
-    assert cohen_kappa([a, b]) == pytest.approx(cohen_kappa_score(a, b))
+    for n, p in [(40, 0.5), (12, 0.1), (200, 0.95), (5, 0.5), (3, 0.0), (2, 1.0)]:
+        for _ in range(20):
+            a, b = (rng.random(n) < p).astype(int), (rng.random(n) < p).astype(int)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # scikit-learn warns where kappa is undefined
+                theirs = cohen_kappa_score(a, b, labels=[0, 1])
+            ours = cohen_kappa([a, b])
+            assert (math.isnan(ours) and math.isnan(theirs)) or ours == pytest.approx(theirs), (a, b)
+    a, b = rng.integers(0, 2, 30).astype(float), rng.integers(0, 2, 30).astype(float)
+    a[:5], b[3:8] = np.nan, np.nan  # items one coder left out are not compared
+    kept = ~np.isnan(a) & ~np.isnan(b)
+    assert cohen_kappa([a, b]) == pytest.approx(cohen_kappa_score(a[kept].astype(int), b[kept].astype(int)))
 
 
 # --- from the coders' entries -------------------------------------------------------------------------------
