@@ -332,9 +332,8 @@ def coded_entries(entries: pd.DataFrame, unit_ids=None) -> pd.DataFrame:
 
 # --- writing ------------------------------------------------------------------------------------------------
 
-def _suggestions(codes: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """unit_id -> (suggested code IDs, evidence) from the automatic codes."""
-    auto = codes[codes["coder"] == "auto"]
+def _suggestions(auto: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """unit_id -> (suggested code IDs, evidence) from the automatic codes (rows of coder ``auto``)."""
     ids: dict[str, dict] = {}
     evidence: dict[str, dict] = {}  # dicts as ordered sets: each once, in the order found
     for unit_id, code, words in zip(auto["unit_id"], auto["code_id"], auto["evidence"], strict=True):
@@ -584,12 +583,9 @@ def carry(mine: list[dict], unit_ids: set[str], today: str) -> tuple[dict[str, E
     return carried, removed
 
 
-def _by_workbook(entries: pd.DataFrame) -> dict[tuple[str, str], list[dict]]:
-    """The entries as rows, by (coder, transcript_id): one pass, instead of a search of the table per workbook."""
-    out: dict[tuple[str, str], list[dict]] = {}
-    for e in entries.to_dict("records"):
-        out.setdefault((e["coder"], e["transcript_id"]), []).append(e)
-    return out
+def _positions(table: pd.DataFrame, by) -> dict:
+    """key -> the positions of its rows in ``table``, in table order (``by``: as for ``groupby``)."""
+    return table.groupby(by, sort=False).indices if len(table) else {}
 
 
 def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataFrame, codes: pd.DataFrame,
@@ -600,23 +596,31 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
     except (OSError, ValueError):
         state = {}
-    suggestions = None  # made when the first workbook needs them
     blind = bool(study.settings.blind)
     written = []
     jobs: list = []
     today = datetime.now().strftime("%Y-%m-%d")
-    by_workbook = _by_workbook(entries)
     sessions = turns[turns["kind"] == "session"]
-    by_tid_turns = {tid: g.sort_values("seq") for tid, g in sessions.groupby("transcript_id")}
-    by_tid_segs = ({tid: g.sort_values("stop_no") for tid, g in segments.groupby("transcript_id")}
-                   if len(segments) else {})
+    auto, auto_tids = _auto_by_transcript(codes, sessions, segments)
+    # Each table split by transcript as row positions only: a transcript's rows are taken when its workbooks are
+    # written, which after a small change is one transcript of hundreds.
+    split = {"session": (sessions, "seq", _positions(sessions, "transcript_id")),
+             "ipr": (segments, "stop_no", _positions(segments, "transcript_id")),
+             "auto": (auto, None, _positions(auto, auto_tids))}
+    by_workbook = _positions(entries, ["coder", "transcript_id"])
+
+    def rows_of(part: str, key) -> pd.DataFrame:
+        table, order, positions = split[part]
+        rows = table.iloc[positions.get(key, [])]
+        return rows.sort_values(order, kind="stable") if order else rows
+
     # A transcript's workbooks show its units and their suggestions: when neither changed (nor the codebook),
     # its workbooks are left alone without even making their rows.
     shown = digests_by(sessions, sessions["transcript_id"]) | digests_by(segments, segments["transcript_id"])
-    suggested = digests_by(*_auto_by_transcript(codes, sessions, segments))
+    suggested = digests_by(auto, auto_tids)
     for tid, kind in sorted(kinds.items()):
-        units = by_tid_turns.get(tid) if kind == "session" else by_tid_segs.get(tid)
-        if units is None or units.empty:
+        part = "session" if kind == "session" else "ipr"
+        if not len(split[part][2].get(tid, ())):  # no units
             continue
         inputs = sha256_text(FORMAT_VERSION, codebook.digest, str(blind), shown[tid], suggested.get(tid, ""))
         paths = {coder: workbook_path(study, coder, tid) for coder in study.coders()}
@@ -624,8 +628,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
                 if not (path.exists() and state.get(study.relative(path), {}).get("inputs") == inputs)]
         if not todo:
             continue
-        suggestions = _suggestions(codes) if suggestions is None else suggestions
-        header, rows = unit_rows(kind, units, suggestions, blind)
+        header, rows = unit_rows(kind, rows_of(part, tid), _suggestions(rows_of("auto", tid)), blind)
         digest = sha256_text(FORMAT_VERSION, json.dumps([header, rows], default=str), codebook.digest, str(blind))
         unit_ids = {r[0] for r in rows}
         for coder in todo:
@@ -634,7 +637,8 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
             if path.exists() and (state.get(key, {}).get("digest") or stored_digest(path)) == digest:
                 state[key] = {**state.get(key, {}), "digest": digest, "inputs": inputs}
                 continue  # what it shows is unchanged: leave the coder's file alone
-            carried, removed = carry(by_workbook.get((coder, tid), []), unit_ids, today)
+            mine = entries.iloc[by_workbook.get((coder, tid), [])].to_dict("records")
+            carried, removed = carry(mine, unit_ids, today)
             layout = Layout()
             if path.exists():
                 if sha256_file(path) != state.get(key, {}).get("sha256"):  # the coder's (opened and saved)
