@@ -134,14 +134,14 @@ def _load_key(study: Study):
 
 
 def _codebook(area: Area, study: Study) -> set[str] | None:
-    from .codebook import load_codebook
+    from .stages import load_codebook  # (a codebook whose patterns spaCy accepted in a run: spaCy is not loaded)
 
     rel = study.settings.codebook
     if not study.codebook_path.exists():
         area.problems.append(Problem(rel, "the codebook file is missing",
                                      hint="set `codebook` in study.toml to a codebook in codebooks/"))
         return None
-    book = _check(area, study.root, lambda: load_codebook(study.codebook_path))
+    book = _check(area, study.root, lambda: load_codebook(study))
     if book is None:
         return None
     area.summary = f"{rel}: {_plural(len(book.codes), 'code')}" + (f", version {book.version}" if book.version else "")

@@ -17,6 +17,7 @@ AREAS = ("settings", "transcripts", "codebook", "coders' workbooks", "de-identif
 SOME_CASES = ["empty txt", "password-protected docx", "truncated docx", "a file named neither way",
               "two bad transcripts at once", "manifest: ipr row without participant", "manifest: duplicate row",
               "codebook: every kind of error", "codebook: missing", "study.toml: unknown key",
+              "codebook: a token pattern spaCy refuses (checked where spaCy is loaded)",
               "study.toml: invalid TOML", "study.toml: key file without its columns", "workbook: unknown code",
               "workbook: unit_id column deleted", "workbook: open in Excel (lock file)", "workbooks of two coders"]
 
