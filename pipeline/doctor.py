@@ -149,10 +149,8 @@ def _codebook(area: Area, study: Study) -> set[str] | None:
 
 
 def _transcripts(area: Area, study: Study, deid) -> None:
-    import pandas as pd
-
     from .align import align
-    from .ingest import STOP_COLUMNS, TURN_COLUMNS, read_source, rows_for
+    from .ingest import ingest
     from .study import discover_sources
 
     if study.raw.is_dir():
@@ -164,28 +162,24 @@ def _transcripts(area: Area, study: Study, deid) -> None:
     sources = _check(area, study.root, lambda: discover_sources(study))
     if sources is None:
         return
-    turns, stops = [], []
-    for source in sources:
-        parsed = _check(area, study.root, lambda s=source: read_source(s, study.settings.stop_patterns))
-        if parsed is None:
-            continue
-        t, s, w = rows_for(source, parsed, study.settings.speakers, deid)
-        turns += t
-        stops += s
-        area.warnings += [x for x in w if x not in area.warnings]
     sessions = sum(s.kind == "session" for s in sources)
-    area.summary = (f"{_plural(len(sources), 'transcript')}: {_plural(sessions, 'session')}, "
-                    f"{_plural(len(sources) - sessions, 'IPR interview')}, {_plural(len(stops), 'stop')}")
-    if turns and area.ok:  # how the stops will align, as `ipr align` would say it
-        turns_df = pd.DataFrame(turns, columns=TURN_COLUMNS).astype(
-            {"start_s": "float64", "end_s": "float64", "seq": "int64", "source_line": "int64"})
-        stops_df = pd.DataFrame(stops, columns=STOP_COLUMNS).astype(
-            {"stop_no": "int64", "video_s": "float64", "session_s": "float64", "source_line": "int64",
-             "after_seq": "int64"})
-        result = align(turns_df, stops_df, study.settings.window_s)
-        area.warnings += [w for w in result.warnings if w not in area.warnings]
-        aligned = int((result.segments["status"] == "aligned").sum()) if len(result.segments) else 0
-        area.summary += f" ({aligned} of {len(result.segments)} aligned)"
+    area.summary = f"{_plural(len(sources), 'transcript')}: {_plural(sessions, 'session')}, " \
+                   f"{_plural(len(sources) - sessions, 'IPR interview')}"
+    if deid is None and study.settings.deidentify_key:
+        area.summary += "; read once the de-identification key reads"
+        return
+    # as `ipr ingest` reads them: a transcript whose bytes were read in a run is not read again (reading every
+    # transcript of a large study takes a while, and one that was read then reads the same now)
+    result = _check(area, study.root, lambda: ingest(study))
+    if result is None:
+        return
+    area.warnings += [w for w in result.warnings if w not in area.warnings]
+    area.summary += f", {_plural(len(result.stops), 'stop')}"
+    if len(result.turns):  # how the stops will align, as `ipr align` would say it
+        aligned = align(result.turns, result.stops, study.settings.window_s)
+        area.warnings += [w for w in aligned.warnings if w not in area.warnings]
+        n = int((aligned.segments["status"] == "aligned").sum()) if len(aligned.segments) else 0
+        area.summary += f" ({n} of {len(aligned.segments)} aligned)"
 
 
 def _workbooks(area: Area, study: Study, code_ids: set[str] | None, deid) -> None:

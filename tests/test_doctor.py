@@ -95,6 +95,21 @@ def test_warnings_are_shown_and_are_not_problems(study):
                for w in warnings)
 
 
+def test_a_transcript_read_in_a_run_is_not_read_again_and_a_changed_one_is(study, monkeypatch):
+    import pipeline.ingest
+
+    read = []
+    real = pipeline.ingest.read_transcript
+    monkeypatch.setattr(pipeline.ingest, "read_transcript", lambda path, *a, **k: read.append(path.name) or
+                        real(path, *a, **k))
+    result = doctor(study)
+    assert result.exit_code == 0 and read == []
+    assert "6 transcripts: 2 sessions, 4 IPR interviews, 17 stops (17 of 17 aligned)" in result.output
+    path = study / "data" / "raw" / "D01_S3_ipr-client.txt"
+    path.write_text(path.read_text(encoding="utf-8") + "\nC: And one more thing.\n", encoding="utf-8")
+    assert doctor(study).exit_code == 0 and read == ["D01_S3_ipr-client.txt"]
+
+
 def test_the_key_and_the_memos(study):
     with open(study / "study.toml", "a", encoding="utf-8") as f:
         f.write('\n[deidentify]\nkey = "private/pseudonyms.csv"\n')
