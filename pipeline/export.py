@@ -678,23 +678,14 @@ def _write_job(i: int) -> str:
 def _write_all(jobs: list, study, progress=None) -> list[str]:
     """Write every workbook; the sha256 of each.  Workers are forked, so the jobs are not copied to them.
     ``progress`` is told of each workbook once it is written."""
-    from .parallel import can_fork, cores, pool
+    from .parallel import each
 
     global _JOBS
-    _JOBS = jobs
     if progress and jobs:
         progress.stage("writing workbooks", len(jobs))
+    _JOBS = jobs
     try:
-        if len(jobs) < PARALLEL_FROM or not can_fork():
-            return [_told(progress, study.relative(job[0]), _write_job(i)) for i, job in enumerate(jobs)]
-        with pool(min(cores(), 4)) as workers:
-            done = workers.map(_write_job, range(len(jobs)), chunksize=1)
-            return [_told(progress, study.relative(job[0]), sha) for job, sha in zip(jobs, done, strict=True)]
+        return each(_write_job, len(jobs), PARALLEL_FROM,
+                    progress and (lambda i: progress(study.relative(jobs[i][0]))))
     finally:
         _JOBS = []
-
-
-def _told(progress, item: str, result):
-    if progress:
-        progress(item)
-    return result

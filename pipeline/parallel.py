@@ -54,6 +54,25 @@ def pool(workers: int):
                 initargs=(os.getpid(),))
 
 
+def each(job, n: int, parallel_from: int = 8, done=None) -> list:
+    """``[job(i) for i in range(n)]``: by forked workers on the cores there are when there are ``parallel_from``
+    jobs or more (``job`` and whatever it reads are inherited, not copied); ``done(i)``, if given, is called as
+    each result arrives, in order."""
+    results = []
+    if n < parallel_from or not can_fork():
+        for i in range(n):
+            results.append(job(i))
+            if done:
+                done(i)
+        return results
+    with pool(min(cores(), 4)) as workers:
+        for i, result in enumerate(workers.map(job, range(n), chunksize=1)):
+            results.append(result)
+            if done:
+                done(i)
+    return results
+
+
 @dataclass(frozen=True)
 class by_name:  # noqa: N801 (stands for a function)
     """A function named by its module: sent to a forked process, its module is imported there, not here (the

@@ -15,6 +15,7 @@ from openpyxl import load_workbook
 
 import pipeline.coding
 import pipeline.export
+import pipeline.ingest
 import pipeline.parallel
 from pipeline.cli import main
 from pipeline.codebook import load_codebook
@@ -42,6 +43,27 @@ def test_workbooks_written_by_forked_workers_hold_every_unit(demo_study, tmp_pat
     rows = list(wb["Turns"].iter_rows(values_only=True))
     turns = pd.read_parquet(demo_study / "data" / "interim" / "turns.parquet")
     assert [r[0] for r in rows[1:]] == list(turns[turns["transcript_id"] == "D02_S5_session"]["turn_id"])
+
+
+def test_transcripts_read_by_forked_workers_give_what_one_process_reads(demo_study, monkeypatch):
+    from pipeline.ingest import ingest
+    from pipeline.study import load_study
+
+    study = load_study(demo_study)
+    monkeypatch.setattr(pipeline.parallel, "can_fork", lambda: False)
+    one = ingest(study)
+    monkeypatch.undo()
+    monkeypatch.setattr(pipeline.ingest, "PARALLEL_FROM", 1)
+    two = ingest(study)
+    assert len(one.turns) > 100
+    pd.testing.assert_frame_equal(one.turns, two.turns)
+    pd.testing.assert_frame_equal(one.stops, two.stops)
+    assert (one.warnings, one.state) == (two.warnings, two.state)
+    # a bad file among them: its problem, named as when one process reads, and the others still read
+    (demo_study / "data" / "raw" / "D01_S3_ipr-client.txt").write_bytes(b"")
+    kept = ingest(study, keep_going=True)
+    assert any(w.startswith("skipped: data/raw/D01_S3_ipr-client.txt") for w in kept.warnings)
+    assert len(kept.sources) == len(one.sources) - 1
 
 
 # --- a job beside the run (the report while the workbooks are written) -------------------------------------

@@ -180,28 +180,19 @@ def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
     good: list[Source] = []
     reused: list[str] = []
     keys = [cache.key(source) for source in sources]
-    todo = sum(not cache.has(s.transcript_id, key) for s, (key, _) in zip(sources, keys, strict=True))
-    if progress and todo:
-        progress.stage("reading transcripts", todo)
-    for source, (key, file_sha) in zip(sources, keys, strict=True):
-        if cache.has(source.transcript_id, key):
+    fresh = [i for i, (s, (key, _)) in enumerate(zip(sources, keys, strict=True))
+             if not cache.has(s.transcript_id, key)]
+    read = dict(zip(fresh, _read_all(study, [sources[i] for i in fresh], deid, progress), strict=True))
+    for i, (source, (key, file_sha)) in enumerate(zip(sources, keys, strict=True)):
+        if i not in read:
             reused.append(source.transcript_id)
             warnings += cache.state[source.transcript_id]["warnings"]
             good.append(source)
             continue
-        try:
-            parsed = read_source(source, study.settings.stop_patterns)
-        except InputError as e:
-            problems.extend(_relative(e.problems, study))
+        t, s, w, trouble = read[i]
+        if trouble:
+            problems.extend(trouble)
             continue
-        finally:
-            if progress:
-                progress(source.file)
-        if not parsed.turns:
-            problems.append(Problem(f"data/raw/{source.file}", "no turns found",
-                                    hint="check that the file holds a transcript with speaker labels"))
-            continue
-        t, s, w = rows_for(source, parsed, study.settings.speakers, deid)
         turn_rows += t
         stop_rows += s
         warnings += w
@@ -222,6 +213,43 @@ def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
         stops = _in_order(_concat(cache.rows("stops", reused), stops), order, "stop_no")
     cache.state = {s.transcript_id: cache.state[s.transcript_id] for s in good}
     return Ingested(turns, stops, good, list(dict.fromkeys(warnings)), cache.state)
+
+
+def _read(study: Study, source: Source, deid) -> tuple[list[dict], list[dict], list[str], list[Problem]]:
+    """One transcript's turn rows, stop rows and warnings; or the problems that keep it from being read."""
+    try:
+        parsed = read_source(source, study.settings.stop_patterns)
+    except InputError as e:
+        return [], [], [], _relative(e.problems, study)
+    if not parsed.turns:
+        return [], [], [], [Problem(f"data/raw/{source.file}", "no turns found",
+                                    hint="check that the file holds a transcript with speaker labels")]
+    return (*rows_for(source, parsed, study.settings.speakers, deid), [])
+
+
+# Reading a Word file takes a while, and each file is read on its own: with many of them, both cores read.
+PARALLEL_FROM = 8
+_WORK: tuple = ()
+
+
+def _read_job(i: int):
+    study, sources, deid = _WORK
+    return _read(study, sources[i], deid)
+
+
+def _read_all(study: Study, sources: list[Source], deid, progress=None) -> list[tuple]:
+    """``_read`` of each source, in order; ``progress`` is told of each file once it is read.  Workers are
+    forked, so the study and the key are not copied to them."""
+    from ..parallel import each
+
+    global _WORK
+    if progress and sources:
+        progress.stage("reading transcripts", len(sources))
+    _WORK = (study, sources, deid)
+    try:
+        return each(_read_job, len(sources), PARALLEL_FROM, progress and (lambda i: progress(sources[i].file)))
+    finally:
+        _WORK = ()
 
 
 def _concat(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
