@@ -35,6 +35,8 @@ class Group(click.Group):
             ctx.exit(1)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except BrokenPipeError:  # whoever read the output went away (`ipr … | head`): nothing more to say
+            ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted: the outputs of earlier runs are as they were", err=True)
             ctx.exit(130)

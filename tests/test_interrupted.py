@@ -169,6 +169,7 @@ def test_the_command_ends_with_its_words_and_status(analysed, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("done: ") and done.stdout.endswith("report in reports/summary.docx\n")
+    settings = (root / "study.toml").read_text()
     (root / "study.toml").write_text("window_s = -1\n")
     bad = subprocess.run([sys.executable, "-m", "pipeline", "analyze", "--study", str(root)],
                          capture_output=True, text=True, timeout=300)
@@ -176,6 +177,12 @@ def test_the_command_ends_with_its_words_and_status(analysed, tmp_path):
     assert bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
     usage = subprocess.run([sys.executable, "-m", "pipeline", "nonsense"], capture_output=True, text=True)
     assert usage.returncode == 2 and "No such command" in usage.stderr
+    (root / "study.toml").write_text(settings)
+    gone = subprocess.Popen([sys.executable, "-m", "pipeline", "analyze", "--study", str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    gone.stdout.close()  # as `ipr analyze | head -0` does: the summary has nowhere to go
+    err = gone.communicate(timeout=300)[1].decode()
+    assert gone.returncode == 1 and err.strip() == "", err
 
 
 # --- the atomic writes themselves ----------------------------------------------------------------------------
