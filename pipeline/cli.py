@@ -168,7 +168,8 @@ def code(study_dir: Path):
     """Apply the codebook's rules to session turns and IPR segments."""
     from .stages import RunLog, run_code
 
-    codes = run_code(_study(study_dir), RunLog())
+    with _progress() as progress:
+        codes = run_code(_study(study_dir), RunLog(), progress=progress)
     auto = codes[codes["coder"] == "auto"]
     click.echo(f"{len(auto)} automatic codes on {auto['unit_id'].nunique()} units")
 
@@ -190,7 +191,11 @@ def report(study_dir: Path):
     """Write reports/summary.docx, reports/tables.xlsx and the figures."""
     from .stages import RunLog, run_report
 
-    path = run_report(_study(study_dir), RunLog())
+    study = _study(study_dir)
+    with _progress() as progress:
+        if progress:
+            progress.stage("making the report")
+        path = run_report(study, RunLog())
     click.echo(f"wrote {path}")
 
 
