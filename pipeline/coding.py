@@ -423,29 +423,17 @@ def code_rows(codebook: Codebook, turns: Columns, segments: Columns, compiled: C
 # With many units both cores pay: each forked worker inherits the loaded pipeline and the compiled codebook,
 # and returns plain tuples (spaCy's own n_process serialises every Doc, which costs more than it saves here).
 PARALLEL_FROM = 4000
-_WORK: tuple = ()
 
 
 def _code_all(comp: Compiled, todo: list[tuple[Unit, set[int]]]) -> list[tuple]:
-    from .parallel import can_fork, cores, pool
+    from .parallel import cores, each
 
-    global _WORK
     shared_nlp()  # loaded before the fork, so the workers have it
-    if len(todo) < PARALLEL_FROM or not can_fork():
+    if len(todo) < PARALLEL_FROM:
         return _code_units(comp, todo)
     n = min(cores(), 4)
-    bounds = [(len(todo) * i // n, len(todo) * (i + 1) // n) for i in range(n)]
-    _WORK = (comp, todo)
-    try:
-        with pool(n) as workers:
-            return [row for part in workers.map(_code_slice, bounds) for row in part]
-    finally:
-        _WORK = ()
-
-
-def _code_slice(bounds: tuple[int, int]) -> list[tuple]:
-    comp, todo = _WORK
-    return _code_units(comp, todo[bounds[0]:bounds[1]])
+    slices = [todo[len(todo) * i // n: len(todo) * (i + 1) // n] for i in range(n)]
+    return [row for part in each(lambda part: _code_units(comp, part), slices, parallel_from=2) for row in part]
 
 
 def _code_units(comp: Compiled, todo: list[tuple[Unit, set[int]]]) -> list[tuple]:

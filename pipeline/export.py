@@ -666,11 +666,10 @@ def _auto_by_transcript(codes: pd.DataFrame, sessions: pd.DataFrame, segments: p
 
 # Writing workbooks is most of the export's time, and each is independent: with many of them, both cores work.
 PARALLEL_FROM = 8
-_JOBS: list = []
 
 
-def _write_job(i: int) -> str:
-    path, args, kwargs = _JOBS[i]
+def _write_job(job: tuple) -> str:
+    path, args, kwargs = job
     write_workbook(path, *args, **kwargs)
     return sha256_file(path)
 
@@ -680,12 +679,6 @@ def _write_all(jobs: list, study, progress=None) -> list[str]:
     ``progress`` is told of each workbook once it is written."""
     from .parallel import each
 
-    global _JOBS
     if progress and jobs:
         progress.stage("writing workbooks", len(jobs))
-    _JOBS = jobs
-    try:
-        return each(_write_job, len(jobs), PARALLEL_FROM,
-                    progress and (lambda i: progress(study.relative(jobs[i][0]))))
-    finally:
-        _JOBS = []
+    return each(_write_job, jobs, PARALLEL_FROM, progress and (lambda job: progress(study.relative(job[0]))))

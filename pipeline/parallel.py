@@ -54,22 +54,36 @@ def pool(workers: int):
                 initargs=(os.getpid(),))
 
 
-def each(job, n: int, parallel_from: int = 8, done=None) -> list:
-    """``[job(i) for i in range(n)]``: by forked workers on the cores there are when there are ``parallel_from``
-    jobs or more (``job`` and whatever it reads are inherited, not copied); ``done(i)``, if given, is called as
-    each result arrives, in order."""
+_EACH: tuple = ()  # (fn, items) of the ``each`` running: forked workers inherit them
+
+
+def _each_one(i: int):
+    fn, items = _EACH
+    return fn(items[i])
+
+
+def each(fn, items: list, parallel_from: int = 8, done=None) -> list:
+    """``[fn(item) for item in items]``: by forked workers on the cores there are when there are
+    ``parallel_from`` items or more.  The workers inherit ``fn`` and the items (only their positions are sent),
+    so neither need be picklable, and nothing is copied; the results come back pickled.  ``done(item)``, if
+    given, is called as each result arrives, in order."""
+    global _EACH
     results = []
-    if n < parallel_from or not can_fork():
-        for i in range(n):
-            results.append(job(i))
+    if len(items) < parallel_from or not can_fork():
+        for item in items:
+            results.append(fn(item))
             if done:
-                done(i)
+                done(item)
         return results
-    with pool(min(cores(), 4)) as workers:
-        for i, result in enumerate(workers.map(job, range(n), chunksize=1)):
-            results.append(result)
-            if done:
-                done(i)
+    _EACH = (fn, items)
+    try:
+        with pool(min(cores(), 4)) as workers:
+            for item, result in zip(items, workers.map(_each_one, range(len(items)), chunksize=1), strict=True):
+                results.append(result)
+                if done:
+                    done(item)
+    finally:
+        _EACH = ()
     return results
 
 

@@ -229,12 +229,6 @@ def _read(study: Study, source: Source, deid) -> tuple[list[dict], list[dict], l
 
 # Reading a Word file takes a while, and each file is read on its own: with many of them, both cores read.
 PARALLEL_FROM = 8
-_WORK: tuple = ()
-
-
-def _read_job(i: int):
-    study, sources, deid = _WORK
-    return _read(study, sources[i], deid)
 
 
 def _read_all(study: Study, sources: list[Source], deid, progress=None) -> list[tuple]:
@@ -242,14 +236,10 @@ def _read_all(study: Study, sources: list[Source], deid, progress=None) -> list[
     forked, so the study and the key are not copied to them."""
     from ..parallel import each
 
-    global _WORK
     if progress and sources:
         progress.stage("reading transcripts", len(sources))
-    _WORK = (study, sources, deid)
-    try:
-        return each(_read_job, len(sources), PARALLEL_FROM, progress and (lambda i: progress(sources[i].file)))
-    finally:
-        _WORK = ()
+    return each(lambda source: _read(study, source, deid), sources, PARALLEL_FROM,
+                progress and (lambda source: progress(source.file)))
 
 
 def _concat(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
