@@ -39,20 +39,22 @@ class LookupLemmas:
 
     The same table as spaCy's lookup lemmatizer, with the clitic fixes above; but where that lemmatizer
     creates a Python object per token (half the coding time of a large study), this one maps the token
-    hashes through a cache and writes the lemma column in one call.
+    hashes through a cache and writes the lemma column in one call.  The table is kept as the plain dict of
+    words it is stored as: spaCy's ``Table`` hashes all of its 40,000 words first, which the process that
+    codes a changed transcript was waiting for.
     """
 
     def __init__(self, nlp: Language):
-        from spacy.lookups import load_lookups
+        from spacy.util import load_language_data, registry
 
-        self.table = load_lookups("en", ["lemma_lookup"]).get_table("lemma_lookup")
+        self.words: dict[str, str] = load_language_data(registry.lookups.get("en")["lemma_lookup"])
         self.strings = nlp.vocab.strings
         self.cache: dict[int, int] = {}
         for word, lemma in CLITIC_LEMMAS.items():
             self.cache[self.strings.add(word)] = self.strings.add(lemma)
 
     def _lemma(self, orth: int) -> int:
-        lemma = self.table.get(orth)
+        lemma = self.words.get(self.strings[orth])
         hashed = self.strings.add(lemma) if lemma else orth
         self.cache[orth] = hashed
         return hashed
