@@ -193,6 +193,16 @@ def analyze(root: Path) -> tuple[float, float, dict]:
 COLD, REPEAT = 3, 5
 
 
+def add_last_turn(path: Path) -> None:
+    """A therapist turn ten seconds after the session's last one: the edit a team makes when a transcript is
+    finished (a turn at a far later time would lengthen the session, and with it its timeline and tables)."""
+    text = path.read_text()
+    h, m, s = map(int, re.findall(r"^\[(\d\d):(\d\d):(\d\d)\]", text, re.M)[-1])
+    t = h * 3600 + m * 60 + s + 10
+    path.write_text(text + f"[{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}] T: One more thing before we "
+                    "stop today.\n")
+
+
 def middle(runs: list[tuple[float, float, dict]]) -> tuple[float, dict]:
     """The median run's wall time and stages."""
     wall, _, stages = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
@@ -244,7 +254,7 @@ def main() -> None:
     # one transcript changed: a turn added at the end of a session (a different one each time)
     changes = []
     for changed in sorted((root / "data" / "raw").glob("*_session.txt"))[:REPEAT]:
-        changed.write_text(changed.read_text() + "[05:00:00] T: One more thing before we stop today.\n")
+        add_last_turn(changed)
         changes.append(analyze(root))
     one, one_stages = middle(changes)
 
