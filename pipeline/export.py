@@ -342,22 +342,25 @@ def _suggestions(auto: pd.DataFrame) -> dict[str, tuple[str, str]]:
     return {unit_id: (", ".join(ids[unit_id]), "; ".join(evidence[unit_id])) for unit_id in ids}
 
 
-def unit_rows(kind: str, units: pd.DataFrame, suggestions: dict, blind: bool) -> tuple[list[str], list[list]]:
-    """Header and rows of a transcript's unit sheet, before the coder's columns."""
+def unit_rows(kind: str, units: dict[str, list], suggestions: dict, blind: bool) -> tuple[list[str], list[list]]:
+    """Header and rows of a transcript's unit sheet, before the coder's columns.  ``units``: the transcript's
+    turns or segments, column name -> values."""
     def sugg(uid):
         return (BLIND_NOTE, "") if blind else suggestions.get(uid, ("", ""))
 
     if kind == "session":
-        rows = [[t.turn_id, t.seq, format_time(t.start_s), t.speaker, t.role, t.text, *sugg(t.turn_id)]
-                for t in units.itertuples(index=False)]
+        rows = [[turn_id, seq, format_time(start), speaker, role, text, *sugg(turn_id)]
+                for turn_id, seq, start, speaker, role, text in zip(
+                    *(units[c] for c in ("turn_id", "seq", "start_s", "speaker", "role", "text")), strict=True)]
         return list(SESSION_HEADER), rows
     rows = []
-    for s in units.itertuples(index=False):
-        recall = getattr(s, "recall_dialogue", None)
-        recall = recall if isinstance(recall, str) and recall.strip() else s.recall_text
-        note = getattr(s, "note", "")
-        rows.append([s.segment_id, s.stop_no, format_time(s.video_s), s.status, s.context_text, recall,
-                     *sugg(s.segment_id), note if isinstance(note, str) else ""])
+    n = len(units["segment_id"])
+    for segment_id, stop_no, video_s, status, context, recall, dialogue, note in zip(
+            *(units[c] for c in ("segment_id", "stop_no", "video_s", "status", "context_text", "recall_text")),
+            units.get("recall_dialogue", [None] * n), units.get("note", [""] * n), strict=True):
+        recall = dialogue if isinstance(dialogue, str) and dialogue.strip() else recall
+        rows.append([segment_id, stop_no, format_time(video_s), status, context, recall, *sugg(segment_id),
+                     note if isinstance(note, str) else ""])
     return list(SEGMENT_HEADER), rows
 
 
@@ -609,10 +612,19 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
              "auto": (auto, None, _positions(auto, auto_tids))}
     by_workbook = _positions(entries, ["coder", "transcript_id"])
 
-    def rows_of(part: str, key) -> pd.DataFrame:
+    columns: dict[str, dict[str, list]] = {}
+
+    def rows_of(part: str, key) -> dict[str, list]:
+        """The rows of ``key`` in table ``part``, in order, as column name -> values: each table's columns are
+        made plain lists once (taking rows one by one from pandas was most of preparing a cold export)."""
         table, order, positions = split[part]
-        rows = table.iloc[positions.get(key, [])]
-        return rows.sort_values(order, kind="stable") if order else rows
+        if part not in columns:
+            columns[part] = {c: table[c].tolist() for c in table.columns}
+        values = columns[part]
+        at = positions[key].tolist() if key in positions else []
+        if order:
+            at.sort(key=values[order].__getitem__)  # (a stable sort)
+        return {c: [v[i] for i in at] for c, v in values.items()}
 
     # A transcript's workbooks show its units and their suggestions: when neither changed (nor the codebook),
     # its workbooks are left alone without even making their rows.
@@ -637,7 +649,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
             if path.exists() and (state.get(key, {}).get("digest") or stored_digest(path)) == digest:
                 state[key] = {**state.get(key, {}), "digest": digest, "inputs": inputs}
                 continue  # what it shows is unchanged: leave the coder's file alone
-            mine = entries.iloc[by_workbook.get((coder, tid), [])].to_dict("records")
+            mine = entries.iloc[by_workbook[coder, tid]].to_dict("records") if (coder, tid) in by_workbook else []
             carried, removed = carry(mine, unit_ids, today)
             layout = Layout()
             if path.exists():

@@ -159,7 +159,7 @@ def test_only_the_changed_transcripts_workbooks_are_even_made_into_rows(demo_stu
     made = []
     real = pipeline.export.unit_rows
     monkeypatch.setattr(pipeline.export, "unit_rows", lambda kind, units, *a: made.append(
-        units["transcript_id"].iloc[0]) or real(kind, units, *a))
+        units["transcript_id"][0]) or real(kind, units, *a))
     txt = demo_study / "data" / "raw" / "D02_S5_ipr-client.txt"
     txt.write_text(txt.read_text(encoding="utf-8") + "\nC: And I felt judged by her then, really.\n", encoding="utf-8")
     analyze(demo_study)
