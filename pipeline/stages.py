@@ -158,31 +158,32 @@ def _done(study: Study, step: str, key: str, **kept) -> None:
 
 
 def read_coders(study: Study, codebook):
-    """The coders' entries; every problem in every workbook at once."""
+    """The coders' entries, and the signatures of the workbooks they were read from (which the code stage saves
+    for the next run's reads); every problem in every workbook at once."""
     from .export import read_workbooks
 
     back = read_workbooks(study, set(codebook.ids()))
     if back.problems:
         raise InputError(back.problems)
-    back.entries.attrs["signatures"] = back.signatures  # saved with the entries, for the next run's reads
-    return back.entries
+    return back
 
 
-def run_code(study: Study, log: RunLog, codebook=None, entries=None, coder=None, progress=None):
-    """``coder``: a :class:`parallel.warm` process that has spaCy loaded already (optional)."""
+def run_code(study: Study, log: RunLog, codebook=None, workbooks=None, coder=None, progress=None):
+    """``workbooks``: what ``read_coders`` read; ``coder``: a :class:`parallel.warm` process that has spaCy loaded
+    already (optional)."""
     from .export import coder_codes
 
     codebook = codebook or load_codebook(study)
-    entries = read_coders(study, codebook) if entries is None else entries
+    workbooks = read_coders(study, codebook) if workbooks is None else workbooks
+    entries = workbooks.entries
     turns = _table(study, "turns", "ingest")
     segments = _table(study, "segments", "align")
     auto, state = _auto_codes(study, codebook, turns, segments, coder, progress)
     current = set(turns["turn_id"]) | set(segments["segment_id"])  # codes of a unit that is gone are not current
     codes = pd.concat([auto, coder_codes(entries, current)], ignore_index=True) if len(entries) else auto
     write_parquet(codes, study.interim / "codes.parquet")
-    signatures = entries.attrs.pop("signatures", {})  # not into the table's metadata: it changes every rewrite
     write_parquet(entries, study.interim / "coder_entries.parquet")
-    write_text(study.interim / "workbook_state.json", json.dumps(signatures))
+    write_text(study.interim / "workbook_state.json", json.dumps(workbooks.signatures))
     write_text(study.interim / "code_state.json", json.dumps(state))  # last: it vouches for codes.parquet
     return codes
 
@@ -241,7 +242,7 @@ def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=
     from .export import export
 
     codebook = codebook or load_codebook(study)
-    entries = read_coders(study, codebook) if entries is None else entries
+    entries = read_coders(study, codebook).entries if entries is None else entries
     # What every workbook shows comes from these (a coder's own entries never call for a rewrite): when none of
     # them changed and every workbook is there, there is nothing to do, not even a digest per transcript.
     inputs = [study.interim / n for n in ("turns.parquet", "segments.parquet", "code_state.json")]
@@ -316,7 +317,7 @@ def run_agreement(study: Study, log: RunLog, codebook=None, entries=None, tables
     from .agreement import agreement, suggestions_vs_coders, unit_scope, update_tables_xlsx
 
     codebook = codebook or load_codebook(study)
-    entries = read_coders(study, codebook) if entries is None else entries
+    entries = read_coders(study, codebook).entries if entries is None else entries
     paths = {name: study.interim / f"{name}.parquet" for name in ("turns", "segments", "codes")}
     # Before anyone has coded, both tables are empty: the study's tables need not even be read.
     interim = {name: pd.read_parquet(p) if p.exists() and len(entries) else None for name, p in paths.items()}
@@ -351,7 +352,8 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
 
     # spaCy's check of the codebook's token patterns is the coding process's (which loads spaCy anyway)
     codebook = load_codebook(study, patterns=coder is None)
-    entries = read_coders(study, codebook)  # before anything is written: a coder's work is never at risk
+    workbooks = read_coders(study, codebook)  # before anything is written: a coder's work is never at risk
+    entries = workbooks.entries
     check_entries_for_names(study, entries)  # a real name in a memo fails the run before it is copied anywhere
     timed("read")
     run_ingest(study, log, keep_going=keep_going, progress=progress)
@@ -359,7 +361,7 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
     run_align(study, log)
     timed("align")
     try:
-        run_code(study, log, codebook, entries, coder, progress)
+        run_code(study, log, codebook, workbooks, coder, progress)
     finally:
         if coder is not None:
             coder.close()
