@@ -3,7 +3,7 @@
 A coder's entries are the most expensive data of a study.  So every run first reads every workbook, and a
 workbook is rewritten only when what it shows (its units, the suggestions, the codebook) changed; then the
 coder's codes, memos and own columns are carried into the new one, codes of units that disappeared move to a
-``Removed units`` sheet (with the date they were removed), and the previous file is kept in ``.backup/``.
+``Removed units`` sheet (with the date they were removed), and the file the coder saved is kept in ``.backup/``.
 
 Coders may sort, filter, hide columns and add columns of their own: entries are read by ``unit_id`` and by
 column name, never by position.
@@ -62,7 +62,8 @@ HOW_TO_CODE = [
     "'unit_id': it ties your codes to the transcript.",
     "Save the workbook as .xlsx where it is and close it; the next run reads your codes back and never overwrites "
     "them. If a transcript changes, your codes stay with their unit; codes of units that no longer exist move to "
-    "the sheet 'Removed units'. The previous version of the workbook is kept in the folder .backup.",
+    "the sheet 'Removed units'. Before a workbook you saved is refreshed, your version is kept in the folder "
+    ".backup.",
     "A unit counts as coded when you gave it at least one code or wrote a memo: only coded units enter the "
     "agreement between coders, so write a memo (for example 'none') on a unit you read and found nothing in.",
 ]
@@ -652,9 +653,11 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
             mine = entries.iloc[by_workbook[coder, tid]].to_dict("records") if (coder, tid) in by_workbook else []
             carried, removed = carry(mine, unit_ids, today)
             layout = Layout()
-            if path.exists():
-                if sha256_file(path) != state.get(key, {}).get("sha256"):  # the coder's (opened and saved)
-                    layout = read_layout(path)  # (opening a workbook costs more than writing one)
+            if path.exists() and sha256_file(path) != state.get(key, {}).get("sha256"):
+                # A coder opened and saved it: their layout is kept (opening a workbook costs more than writing
+                # one), and their file is kept in .backup/.  One exactly as this pipeline wrote it holds nothing
+                # of theirs to keep.
+                layout = read_layout(path)
                 backup(path)
             about = f"Transcript {tid}, coder {coder}; codebook: {codebook.title or '(untitled)'}" + (
                 f", version {codebook.version}" if codebook.version else "") + "."

@@ -282,7 +282,19 @@ def test_codes_of_a_unit_that_disappeared_move_to_removed_units_and_keep_their_d
     ws = wb["Turns"]
     row = next(r for r in ws.iter_rows(min_row=2, values_only=True) if r[0] == t[3])
     assert row[8] == CODES[1] and row[11] == "angry"
-    assert len(list((path.parent / ".backup").glob("D01_S1_session.*.xlsx"))) == 3  # one per rewrite
+    # one per rewrite of the file the coder had saved; the last rewrite replaced the pipeline's own file
+    assert len(list((path.parent / ".backup").glob("D01_S1_session.*.xlsx"))) == 2
+
+
+def test_a_workbook_no_coder_saved_is_rewritten_without_a_backup_unless_the_run_cannot_tell(demo):
+    path = demo.path("alice")
+    demo.codebook = small_codebook("cb2")
+    assert path in demo.export()
+    assert not (path.parent / ".backup").exists()  # exactly as the pipeline wrote it: nothing of the coder's
+    (demo.study.interim / "export_state.json").unlink()  # what the pipeline wrote is no longer known
+    demo.codebook = small_codebook("cb3")
+    assert path in demo.export()
+    assert len(list((path.parent / ".backup").glob("D01_S1_session.*.xlsx"))) == 1
 
 
 def test_more_codes_than_columns_get_more_columns(demo):
