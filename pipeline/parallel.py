@@ -179,16 +179,24 @@ class warm:  # noqa: N801 (used as a statement: ``with warm(load) as worker:``)
 
     def __init__(self, prepare, *args):
         self.prepare, self.args, self.process, self.conn = prepare, args, None, None
+        self.meanwhile = None
 
     def __enter__(self):
         if can_fork():
             self.process, self.conn = _fork(_serve_one, self.prepare, self.args)
         return self
 
+    def while_waiting(self, fn) -> None:
+        """Have ``fn()`` done here while ``run``'s job runs there: work this process would do later anyway,
+        done while it would otherwise only wait."""
+        self.meanwhile = fn
+
     def run(self, fn, *args):
         if self.process is None:
             return fn(*args)
         self.conn.send((fn, args))
+        if self.meanwhile is not None:
+            self.meanwhile()
         failed, result = _outcome(self.conn, fn.__name__)
         self.close()
         if failed is not None:

@@ -360,6 +360,8 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
     timed("ingest")
     run_align(study, log)
     timed("align")
+    if coder is not None:
+        coder.while_waiting(_ready_for_report)
     try:
         run_code(study, log, codebook, workbooks, coder, progress)
     finally:
@@ -387,6 +389,12 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
 
     remove_stale_temps((study.interim, study.coded, study.reports), began)  # what a killed run left behind
     return log
+
+
+def _ready_for_report() -> None:
+    """The report's modules imported while spaCy codes what changed (this process only waits then): the
+    process that makes the report is forked from this one and finds them loaded."""
+    from . import agreement, report  # noqa: F401
 
 
 def _make_report(study: Study, log: RunLog, codebook, entries, key: str) -> None:

@@ -154,6 +154,20 @@ def test_a_warm_worker_gets_ready_in_its_own_process_and_runs_the_job_there():
     assert pid != os.getpid() and not READY["loaded"]  # prepared there, not here
 
 
+def _slow_pid(x):
+    time.sleep(0.2)
+    return os.getpid(), x
+
+
+def test_while_the_warm_worker_runs_the_job_this_process_does_its_own_work():
+    done = []
+    with warm(_get_ready) as worker:
+        worker.while_waiting(lambda: done.append((os.getpid(), worker.process.is_alive())))
+        pid, x = worker.run(_slow_pid, 7)
+    assert x == 7 and pid != os.getpid()
+    assert done == [(os.getpid(), True)]  # here, once, while the job ran there
+
+
 def test_an_unused_warm_worker_is_ended():
     with warm(_get_ready) as worker:
         process = worker.process
