@@ -343,6 +343,12 @@ def _suggestions(auto: pd.DataFrame) -> dict[str, tuple[str, str]]:
     return {unit_id: (", ".join(ids[unit_id]), "; ".join(evidence[unit_id])) for unit_id in ids}
 
 
+# The columns of the turns and segments tables that a unit sheet shows (the last two of a segment's may be absent)
+SESSION_COLUMNS = ("turn_id", "seq", "start_s", "speaker", "role", "text")
+SEGMENT_COLUMNS = ("segment_id", "stop_no", "video_s", "status", "context_text", "recall_text", "recall_dialogue",
+                   "note")
+
+
 def unit_rows(kind: str, units: dict[str, list], suggestions: dict, blind: bool) -> tuple[list[str], list[list]]:
     """Header and rows of a transcript's unit sheet, before the coder's columns.  ``units``: the transcript's
     turns or segments, column name -> values."""
@@ -351,14 +357,13 @@ def unit_rows(kind: str, units: dict[str, list], suggestions: dict, blind: bool)
 
     if kind == "session":
         rows = [[turn_id, seq, format_time(start), speaker, role, text, *sugg(turn_id)]
-                for turn_id, seq, start, speaker, role, text in zip(
-                    *(units[c] for c in ("turn_id", "seq", "start_s", "speaker", "role", "text")), strict=True)]
+                for turn_id, seq, start, speaker, role, text in zip(*(units[c] for c in SESSION_COLUMNS), strict=True)]
         return list(SESSION_HEADER), rows
     rows = []
     n = len(units["segment_id"])
     for segment_id, stop_no, video_s, status, context, recall, dialogue, note in zip(
-            *(units[c] for c in ("segment_id", "stop_no", "video_s", "status", "context_text", "recall_text")),
-            units.get("recall_dialogue", [None] * n), units.get("note", [""] * n), strict=True):
+            *(units[c] for c in SEGMENT_COLUMNS[:6]), units.get("recall_dialogue", [None] * n),
+            units.get("note", [""] * n), strict=True):
         recall = dialogue if isinstance(dialogue, str) and dialogue.strip() else recall
         rows.append([segment_id, stop_no, format_time(video_s), status, context, recall, *sugg(segment_id),
                      note if isinstance(note, str) else ""])
@@ -611,6 +616,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
     split = {"session": (sessions, "seq", _positions(sessions, "transcript_id")),
              "ipr": (segments, "stop_no", _positions(segments, "transcript_id")),
              "auto": (auto, None, _positions(auto, auto_tids))}
+    used = {"session": SESSION_COLUMNS, "ipr": SEGMENT_COLUMNS, "auto": ("unit_id", "code_id", "evidence")}
     by_workbook = _positions(entries, ["coder", "transcript_id"])
 
     columns: dict[str, dict[str, list]] = {}
@@ -620,7 +626,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
         made plain lists once (taking rows one by one from pandas was most of preparing a cold export)."""
         table, order, positions = split[part]
         if part not in columns:
-            columns[part] = {c: table[c].tolist() for c in table.columns}
+            columns[part] = {c: table[c].tolist() for c in (*used[part], *([order] if order else ())) if c in table}
         values = columns[part]
         at = positions[key].tolist() if key in positions else []
         if order:
