@@ -46,12 +46,16 @@ class _Columns:
     role: list[str]
     text: list[str]
     end_s: np.ndarray
+    start_s: np.ndarray
+    first: dict  # the first turn's other fields (case, session, participant, source_file)
 
     @classmethod
-    def of(cls, turns: pd.DataFrame) -> _Columns:
-        return cls(turns["transcript_id"].iat[0], turns["seq"].to_numpy(), turns["turn_id"].tolist(),
-                   turns["speaker"].tolist(),
-                   turns["role"].tolist(), turns["text"].tolist(), turns["end_s"].to_numpy(dtype=float))
+    def of(cls, rows: dict[str, list]) -> _Columns:
+        """From a transcript's rows (column -> values, in ``seq`` order)."""
+        return cls(rows["transcript_id"][0], np.asarray(rows["seq"]), rows["turn_id"], rows["speaker"],
+                   rows["role"], rows["text"], np.asarray(rows["end_s"], dtype=float),
+                   np.asarray(rows["start_s"], dtype=float),
+                   {c: rows[c][0] for c in ("case", "session", "participant", "source_file")})
 
     def lines(self, idx, times=None) -> str:
         if times is None:
@@ -60,10 +64,35 @@ class _Columns:
                          for i in idx)
 
 
+TURN_FIELDS = ("transcript_id", "case", "session", "participant", "source_file", "seq", "turn_id", "speaker",
+               "role", "text", "start_s", "end_s")
+STOP_FIELDS = ("stop_no", "video_s", "session_s", "after_seq", "source_line")
+
+
+def _grouped(table: pd.DataFrame, by: list[str], order: str, fields) -> dict[tuple, dict[str, list]]:
+    """key (the values of ``by``) -> its rows in ``order``, as column -> values: the table is sorted and split
+    once, and taken as plain lists (pandas row by row cost most of aligning a large study)."""
+    if table.empty:
+        return {}
+    ordered = table.sort_values([*by, order], kind="stable")
+    values = {c: ordered[c].tolist() for c in dict.fromkeys((*by, *fields))}
+    keys = list(zip(*(values[c] for c in by), strict=True))
+    groups: dict[tuple, dict[str, list]] = {}
+    start = 0
+    for i in range(1, len(keys) + 1):
+        if i == len(keys) or keys[i] != keys[start]:
+            groups[keys[start]] = {c: v[start:i] for c, v in values.items()}
+            start = i
+    return groups
+
+
 def session_times(session: pd.DataFrame) -> np.ndarray:
     """Start times for every turn of a session, in order: turns without a time (some transcripts stamp only every
     few turns) take times interpolated from their neighbours.  All NaN when the session has no times at all."""
-    start = session["start_s"].to_numpy(dtype=float)
+    return _interpolated(session["start_s"].to_numpy(dtype=float))
+
+
+def _interpolated(start: np.ndarray) -> np.ndarray:
     known = ~np.isnan(start)
     if not known.any():
         return start
@@ -90,77 +119,76 @@ def align(turns: pd.DataFrame, stops: pd.DataFrame, window_s: float = 60.0) -> A
     segments: list[dict] = []
     summary: list[dict] = []
     warnings: list[str] = []
-    sessions = {key: g.sort_values("seq") for key, g in turns[turns["kind"] == "session"].groupby(
-        ["case", "session"], sort=False)}
-    interviews = turns[turns["kind"] == "ipr"]
-    stops_of = {tid: g.sort_values("stop_no") for tid, g in stops.groupby("transcript_id", sort=False)}
-    empty_stops = stops.iloc[:0]
+    sessions = _grouped(turns[turns["kind"] == "session"], ["case", "session"], "seq", TURN_FIELDS)
+    interviews = _grouped(turns[turns["kind"] == "ipr"], ["transcript_id"], "seq", TURN_FIELDS)
+    stops_of = _grouped(stops, ["transcript_id"], "stop_no", STOP_FIELDS)
+    no_stops = dict.fromkeys(STOP_FIELDS, [])
     warnings_of: dict[str, list[str]] = {}
-    for tid, ipr in interviews.groupby("transcript_id", sort=True):
+    for (tid,), rows in sorted(interviews.items()):
         said_before = len(warnings)
-        ipr = ipr.sort_values("seq")
-        first = ipr.iloc[0]
-        case, session, participant = first["case"], first["session"], first["participant"]
-        file = f"data/raw/{first['source_file']}"
-        its_stops = stops_of.get(tid, empty_stops)
-        session_turns = sessions.get((case, session))
+        cols = _Columns.of(rows)
+        case, session, participant = cols.first["case"], cols.first["session"], cols.first["participant"]
+        file = f"data/raw/{cols.first['source_file']}"
+        its_stops = stops_of.get((tid,), no_stops)
+        n_stops = len(its_stops["stop_no"])
+        sess = _Columns.of(sessions[case, session]) if (case, session) in sessions else None
         notes: list[str] = []
-        if its_stops.empty:
+        if not n_stops:
             w = (f"{file}: no stop markers found, so no recall can be aligned "
                  "(mark stops like [Video paused at 00:04:12])")
             warnings.append(w)
             notes.append("no stop markers")
-        times = session_times(session_turns) if session_turns is not None else None
-        if session_turns is not None and np.isnan(times).all():
-            warnings.append(f"data/raw/{session_turns.iloc[0]['source_file']}: the session transcript has no "
+        times = _interpolated(sess.start_s) if sess is not None else None
+        if sess is not None and np.isnan(times).all():
+            warnings.append(f"data/raw/{sess.first['source_file']}: the session transcript has no "
                             f"times, so the stops of {tid} cannot be aligned (use a form with timestamps)")
-        if session_turns is None and not its_stops.empty:
+        if sess is None and n_stops:
             warnings.append(f"{file}: no session transcript for case {case}, session {session}; its recalls are "
                             "kept without session context (add the session transcript to data/raw/)")
-        seg_ids = segment_ids(tid, its_stops["video_s"].tolist())
+        seg_ids = segment_ids(tid, its_stops["video_s"])
         prev_s = None
-        after = its_stops["after_seq"].tolist() + [int(ipr["seq"].max())]
-        cols = _Columns.of(ipr)
-        sess = _Columns.of(session_turns) if session_turns is not None else None
-        for k, (stop, seg_id) in enumerate(zip(its_stops.itertuples(index=False), seg_ids, strict=True)):
+        after = its_stops["after_seq"] + [int(cols.seq.max())]
+        stop_rows = zip(*(its_stops[c] for c in STOP_FIELDS), strict=True)
+        for k, ((stop_no, video_s, session_s, _, source_line), seg_id) in enumerate(
+                zip(stop_rows, seg_ids, strict=True)):
             lo, hi = np.searchsorted(cols.seq, [after[k], after[k + 1]], side="right")
             recall = range(lo, hi)
             row = {
                 "segment_id": seg_id, "transcript_id": tid, "case": case, "session": session,
-                "participant": participant, "stop_no": int(stop.stop_no), "video_s": float(stop.video_s),
-                "session_s": float(stop.session_s), "session_transcript_id": None, "window_start_s": np.nan,
+                "participant": participant, "stop_no": int(stop_no), "video_s": float(video_s),
+                "session_s": float(session_s), "session_transcript_id": None, "window_start_s": np.nan,
                 "window_end_s": np.nan, "session_turn_ids": "", "context_text": "",
                 "recall_text": "\n".join(cols.text[i] for i in recall if cols.role[i] == participant),
                 "recall_turn_ids": ";".join(cols.turn_id[i] for i in recall),
                 "recall_dialogue": cols.lines(recall),
                 "linked_segment_ids": "", "note": "",
             }
-            at = float(stop.session_s)
-            where = f"{file}, line {stop.source_line}"
+            at = float(session_s)
+            where = f"{file}, line {source_line}"
             if prev_s is not None and at < prev_s:
                 row["note"] = f"rewind: earlier than stop {k}"
-                warnings.append(f"{where}: stop {k + 1} ({format_time(stop.video_s)}) is earlier than the stop "
+                warnings.append(f"{where}: stop {k + 1} ({format_time(video_s)}) is earlier than the stop "
                                 "before it (a rewind); its window ignores the earlier stop")
             elif prev_s is not None and at == prev_s:
                 row["note"] = f"same time as stop {k}"
                 warnings.append(f"{where}: stop {k + 1} is at the same time as the stop before it")
             lower = prev_s if prev_s is not None and prev_s < at else -np.inf
             prev_s = at
-            if session_turns is None:
+            if sess is None:
                 row["status"] = "no_session_transcript"
             else:
                 row["session_transcript_id"] = sess.transcript_id
                 row.update(_window(sess, times, at, max(lower, at - window_s)))
                 if row["status"] == "time_out_of_range":
-                    warnings.append(f"{where}: stop {k + 1} at {format_time(stop.video_s)} (session time "
+                    warnings.append(f"{where}: stop {k + 1} at {format_time(video_s)} (session time "
                                     f"{format_time(at)}) is outside the session transcript; check the time or "
                                     "the manifest's offset_s")
             segments.append(row)
-        mine = segments[len(segments) - len(its_stops):]
+        mine = segments[len(segments) - n_stops:]
         counts = Counter(s["status"] for s in mine)
         summary.append({
             "transcript_id": tid, "case": case, "session": session, "participant": participant,
-            "stops": len(its_stops), "aligned": counts.pop("aligned", 0),
+            "stops": n_stops, "aligned": counts.pop("aligned", 0),
             "not_aligned": ", ".join(f"{n} {s}" for s, n in counts.most_common()),
             "notes": "; ".join(notes + sorted({s["note"].split(":")[0] for s in mine if s["note"]})),
         })
@@ -197,15 +225,19 @@ def _window(session: _Columns, times: np.ndarray, at: float, start: float) -> di
 
 def link_participants(seg: pd.DataFrame) -> list[str]:
     """For each segment, the segments of the other participant about the same stretch of the same session."""
+    c = {k: seg[k].tolist() for k in ("status", "case", "session", "participant", "session_s", "window_start_s",
+                                      "window_end_s", "segment_id")}
+    sessions: dict[tuple, list[int]] = {}
+    for i, (status, case, session) in enumerate(zip(c["status"], c["case"], c["session"], strict=True)):
+        if status == "aligned" and isinstance(case, str) and isinstance(session, str):
+            sessions.setdefault((case, session), []).append(i)
+    at, start, end, who = c["session_s"], c["window_start_s"], c["window_end_s"], c["participant"]
     links = [""] * len(seg)
-    ok = seg[seg["status"] == "aligned"]
-    for _, group in ok.groupby(["case", "session"]):
-        rows = list(group.itertuples())
+    for rows in sessions.values():
         for a in rows:
-            other = sorted((abs(b.session_s - a.session_s), b.segment_id) for b in rows
-                           if b.participant != a.participant
-                           and max(a.window_start_s, b.window_start_s) <= min(a.window_end_s, b.window_end_s))
-            links[seg.index.get_loc(a.Index)] = ";".join(sid for _, sid in other)  # the nearest stop first
+            other = sorted((abs(at[b] - at[a]), c["segment_id"][b]) for b in rows
+                           if who[b] != who[a] and max(start[a], start[b]) <= min(end[a], end[b]))
+            links[a] = ";".join(sid for _, sid in other)  # the nearest stop first
     return links
 
 
