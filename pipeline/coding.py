@@ -11,7 +11,9 @@ every pattern) and regular expressions are for the few things phrases cannot say
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -415,7 +417,6 @@ def code_rows(codebook: Codebook, turns: Columns, segments: Columns, compiled: C
             }
         allowed = allowed_by_scope[key]
         if allowed:
-            _annotations_of(unit)
             todo.append((unit, allowed))
     return _code_all(comp, todo)
 
@@ -432,7 +433,10 @@ def _code_all(comp: Compiled, todo: list[tuple[Unit, set[int]]]) -> list[tuple]:
     if len(todo) < PARALLEL_FROM:
         return _code_units(comp, todo)
     n = min(cores(), 4)
-    slices = [todo[len(todo) * i // n: len(todo) * (i + 1) // n] for i in range(n)]
+    # slices of about the same amount of text, not of units: a recall is several times as long as a turn
+    ends = list(itertools.accumulate(len(unit.text) for unit, _ in todo))
+    cuts = [0] + [bisect.bisect_left(ends, ends[-1] * i / n) for i in range(1, n)] + [len(todo)]
+    slices = [todo[a:b] for a, b in itertools.pairwise(cuts)]
     return [row for part in each(lambda part: _code_units(comp, part), slices, parallel_from=2) for row in part]
 
 
@@ -440,6 +444,8 @@ def _code_units(comp: Compiled, todo: list[tuple[Unit, set[int]]]) -> list[tuple
     """The code rows of these units, as tuples in the order of CODE_COLUMNS."""
     rows: list[tuple] = []
     nlp = shared_nlp()
+    for unit, _ in todo:  # (here, so that forked workers share this too)
+        _annotations_of(unit)
     docs = nlp.pipe((u.prepared.text for u, _ in todo), batch_size=1000)
     for (unit, allowed), doc in zip(todo, docs, strict=False):
         hits = _matches(comp, unit, doc, allowed)
