@@ -369,10 +369,9 @@ class WordDoc:
         for finding its sheet in tables.xlsx."""
         if df.empty:  # the text around it says why there is nothing
             return None
-        cells = docx_cells(df, name)
         total = len(df)
-        if total > DOCX_MAX_ROWS:
-            cells, df = cells[: DOCX_MAX_ROWS + 1], df.iloc[:DOCX_MAX_ROWS]
+        df = df.iloc[:DOCX_MAX_ROWS]  # (a longer table: its first rows, and where the rest is)
+        cells = docx_cells(df, name)
         df = docx_frame(df, name)
         cut = cut or DOCX_CUT.get(name, DOCX_CELL_LIMIT)
         numeric = [_is_number(df[c]) for c in df.columns]
@@ -437,7 +436,7 @@ class WordDoc:
         """Whether a table fits a portrait page (a section with it can then stay portrait)."""
         was, self.landscape = self.landscape, False
         try:
-            frame = docx_frame(df, name)
+            frame = docx_frame(df.iloc[:DOCX_MAX_ROWS], name)  # the rows it shows
             numeric = [_is_number(frame[c]) for c in frame.columns]
             return self._fit(frame, {}, DOCX_CUT.get(name, DOCX_CELL_LIMIT), font_pt, (), numeric)[0] is not None
         finally:
