@@ -13,6 +13,7 @@ does); in a session without any times, no window can be measured, and its ruptur
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -92,34 +93,41 @@ def resolution_markers(codes: pd.DataFrame, turns: pd.DataFrame,
 def repair_sequences(ruptures: pd.DataFrame, resolutions: pd.DataFrame, window_s: float = 300.0) -> pd.DataFrame:
     """For each rupture, the first resolution that follows it in its session within ``window_s`` seconds."""
     rows = []
-    # each session's resolutions in order, as records: from one sort of the whole table
-    per_session: dict[str, list[dict]] = {}
-    for rec in resolutions.sort_values(["transcript_id", "seq"], kind="stable").to_dict("records"):
-        per_session.setdefault(rec["transcript_id"], []).append(rec)
-    by_session = {tid: (np.array([r["seq"] for r in recs]), np.array([r["time_s"] for r in recs], dtype=float), recs)
-                  for tid, recs in per_session.items()}
-    for r in ruptures.itertuples(index=False):
-        row = {"case": r.case, "session": r.session, "transcript_id": r.transcript_id,
-               "rupture_turn_id": r.turn_id, "rupture_s": r.time_s, "rupture_type": r.type,
-               "rupture_codes": r.codes, "rupture_text": r.text, "repair_turn_id": None, "repair_s": math.nan,
+    # each session's resolutions in order, from one sort of the whole table, as plain columns (taking a large
+    # study's markers from pandas row by row cost most of the report's sequences)
+    res = resolutions.sort_values(["transcript_id", "seq"], kind="stable")
+    fix_of = {c: res[c].tolist() for c in ("transcript_id", "seq", "time_s", "turn_id", "codes", "text")}
+    by_session: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}  # its seqs, its times, its first row
+    at = 0
+    for tid, n in itertools.groupby(fix_of["transcript_id"]):
+        n = sum(1 for _ in n)
+        by_session[tid] = (np.array(fix_of["seq"][at:at + n]), np.array(fix_of["time_s"][at:at + n], dtype=float),
+                           at)
+        at += n
+    rupture_columns = ("case", "session", "transcript_id", "turn_id", "time_s", "type", "codes", "text", "seq")
+    for case, session, tid, turn_id, time_s, kind, codes, text, seq in zip(
+            *(ruptures[c].tolist() for c in rupture_columns), strict=True):
+        row = {"case": case, "session": session, "transcript_id": tid,
+               "rupture_turn_id": turn_id, "rupture_s": time_s, "rupture_type": kind,
+               "rupture_codes": codes, "rupture_text": text, "repair_turn_id": None, "repair_s": math.nan,
                "repair_codes": None, "repair_text": None, "time_to_repair_s": math.nan}
-        if _missing(r.time_s):
+        if _missing(time_s):
             row["status"] = "no_time"
             rows.append(row)
             continue
         fix = None
-        if r.transcript_id in by_session:
-            seqs, times, records = by_session[r.transcript_id]
-            start = int(np.searchsorted(seqs, r.seq, side="right"))  # the resolutions after the rupture turn
-            within = np.flatnonzero(times[start:] - r.time_s <= window_s)
-            fix = records[start + within[0]] if len(within) else None
+        if tid in by_session:
+            seqs, times, first = by_session[tid]
+            start = int(np.searchsorted(seqs, seq, side="right"))  # the resolutions after the rupture turn
+            within = np.flatnonzero(times[start:] - time_s <= window_s)
+            fix = first + start + int(within[0]) if len(within) else None
         if fix is None:
             row["status"] = "unrepaired"
         else:
-            row.update({"repair_turn_id": fix["turn_id"], "repair_s": float(fix["time_s"]),
-                        "repair_codes": fix["codes"], "repair_text": fix["text"],
-                        "time_to_repair_s": max(0.0, float(fix["time_s"]) - float(r.time_s)),
-                        "status": "repaired"})
+            repair_s = float(fix_of["time_s"][fix])
+            row.update({"repair_turn_id": fix_of["turn_id"][fix], "repair_s": repair_s,
+                        "repair_codes": fix_of["codes"][fix], "repair_text": fix_of["text"][fix],
+                        "time_to_repair_s": max(0.0, repair_s - float(time_s)), "status": "repaired"})
         rows.append(row)
     out = pd.DataFrame(rows, columns=SEQUENCE_COLUMNS).astype(
         {"rupture_s": "float64", "repair_s": "float64", "time_to_repair_s": "float64"})
