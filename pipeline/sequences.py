@@ -99,8 +99,8 @@ def repair_sequences(ruptures: pd.DataFrame, resolutions: pd.DataFrame, window_s
     fix_of = {c: res[c].tolist() for c in ("transcript_id", "seq", "time_s", "turn_id", "codes", "text")}
     by_session: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}  # its seqs, its times, its first row
     at = 0
-    for tid, n in itertools.groupby(fix_of["transcript_id"]):
-        n = sum(1 for _ in n)
+    for tid, group in itertools.groupby(fix_of["transcript_id"]):
+        n = sum(1 for _ in group)
         by_session[tid] = (np.array(fix_of["seq"][at:at + n]), np.array(fix_of["time_s"][at:at + n], dtype=float),
                            at)
         at += n
