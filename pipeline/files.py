@@ -91,6 +91,15 @@ def digests_by(frame, by) -> dict[str, str]:
             for key, at in frame.groupby(by, sort=False).indices.items()}
 
 
+def digest_of(frame) -> str:
+    """A digest of a table's rows ("" when it has none), from the same vectorised row hashes."""
+    import pandas as pd
+
+    if not len(frame):
+        return ""
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+
+
 def remove_stale_temps(folders, older_than: float) -> list[Path]:
     """Remove the temporary files of :func:`atomic_path` that a killed run left behind (those last changed
     before ``older_than``, a time stamp: never the files of a run still writing); returns what was removed."""

@@ -11,6 +11,7 @@ import pipeline.coding
 import pipeline.export
 import pipeline.ingest
 import pipeline.parallel
+import pipeline.stages
 from pipeline.cli import main
 
 
@@ -34,6 +35,7 @@ def test_rerun_without_changes_reads_and_codes_nothing(demo_study, monkeypatch):
     monkeypatch.setattr(pipeline.ingest, "read_transcript", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     monkeypatch.setattr(pipeline.align, "align", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     monkeypatch.setattr(pipeline.export, "export", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(pipeline.stages, "_auto_codes", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     report = demo_study / "reports" / "summary.docx"
     made = report.stat().st_mtime_ns
     second = analyze(demo_study)
