@@ -176,25 +176,31 @@ def run_code(study: Study, log: RunLog, codebook=None, workbooks=None, coder=Non
     codebook = codebook or load_codebook(study)
     workbooks = read_coders(study, codebook) if workbooks is None else workbooks
     entries = workbooks.entries
-    # The same units (turns and segments), codebook and coders' entries as the last time: the same codes.  At
-    # 10,000 pages, finding that out transcript by transcript took a second.
+    # The same units (turns and segments) and codebook as the last time: the same automatic codes; and with the
+    # same coders' entries, the same codes.  At 10,000 pages, finding that out transcript by transcript took a
+    # second.
     made = [study.interim / n for n in ("turns.parquet", "segments.parquet")]
-    key = sha256_text(__version__, codebook.digest, *(sha256_file(p) if p.exists() else "" for p in made),
-                      digest_of(entries))
+    units = sha256_text(__version__, codebook.digest, *(sha256_file(p) if p.exists() else "" for p in made))
+    key = sha256_text(units, digest_of(entries))
     outputs = [study.interim / n for n in ("codes.parquet", "coder_entries.parquet", "code_state.json")]
-    if _done_before(study, "codes", key, outputs) is not None:
+    last = _json(study.interim / "codes_state.json") if all(p.exists() for p in outputs) else {}
+    if last.get("key") == key:
         write_text(study.interim / "workbook_state.json", json.dumps(workbooks.signatures))  # (their times may not)
         return pd.read_parquet(outputs[0])
     turns = _table(study, "turns", "ingest")
     segments = _table(study, "segments", "align")
-    auto, state = _auto_codes(study, codebook, turns, segments, coder, progress)
+    if last.get("units") == units:  # only the coders' entries changed
+        previous = pd.read_parquet(outputs[0])
+        auto, state = previous[previous["coder"] == "auto"].reset_index(drop=True), _codes_state(study)
+    else:
+        auto, state = _auto_codes(study, codebook, turns, segments, coder, progress)
     current = set(turns["turn_id"]) | set(segments["segment_id"])  # codes of a unit that is gone are not current
     codes = pd.concat([auto, coder_codes(entries, current)], ignore_index=True) if len(entries) else auto
     write_parquet(codes, study.interim / "codes.parquet")
     write_parquet(entries, study.interim / "coder_entries.parquet")
     write_text(study.interim / "workbook_state.json", json.dumps(workbooks.signatures))
     write_text(study.interim / "code_state.json", json.dumps(state))  # it vouches for codes.parquet
-    _done(study, "codes", key)
+    _done(study, "codes", key, units=units)
     return codes
 
 

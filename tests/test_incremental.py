@@ -88,6 +88,25 @@ def test_unchanged_workbooks_are_not_opened_again_but_edited_ones_are(demo_study
     assert opened == ["D01_S3_ipr-client.xlsx"]  # read once; its entries are kept for the runs after
 
 
+def test_after_a_coder_codes_the_automatic_codes_are_kept_not_made_again(demo_study, monkeypatch):
+    from openpyxl import load_workbook
+
+    first = analyze(demo_study)["codes"]
+    path = demo_study / "data" / "coded" / "coder_a" / "D02_S5_ipr-client.xlsx"
+    wb = load_workbook(path)
+    ws = wb["Segments"]
+    header = [c.value for c in ws[1]]
+    ws.cell(row=3, column=header.index("code 1") + 1, value="recall.rupture.judged")
+    wb.save(path)
+    monkeypatch.setattr(pipeline.stages, "_auto_codes", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    codes = analyze(demo_study)["codes"]
+    same(codes[codes["coder"] == "auto"], first[first["coder"] == "auto"], ["unit_id", "code_id", "rule_id",
+                                                                            "start_char"])
+    mine = codes[codes["coder"] == "coder_a"]
+    assert list(mine["code_id"]) == ["recall.rupture.judged"]
+    assert mine["unit_id"].iloc[0] == ws.cell(row=3, column=1).value
+
+
 def test_a_copied_study_does_not_open_its_workbooks_again(demo_study, tmp_path, monkeypatch):
     """Copied to another folder or machine (or synced), every file has a new modification time: the
     workbooks' bytes, not their times, say whether they must be read again."""
