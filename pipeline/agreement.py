@@ -132,10 +132,10 @@ def unit_scope(turns: pd.DataFrame | None, segments: pd.DataFrame | None) -> dic
     """unit_id -> (unit_type, role): a turn's speaker role, a segment's IPR participant."""
     scope: dict[str, tuple[str, str | None]] = {}
     if turns is not None and len(turns):
-        scope.update((t, ("turn", r)) for t, r in zip(turns["turn_id"], turns["role"], strict=True))
+        scope.update((t, ("turn", r)) for t, r in zip(turns["turn_id"].tolist(), turns["role"].tolist(), strict=True))
     if segments is not None and len(segments):
         scope.update((s, ("segment", p if isinstance(p, str) else None))
-                     for s, p in zip(segments["segment_id"], segments["participant"], strict=True))
+                     for s, p in zip(segments["segment_id"].tolist(), segments["participant"].tolist(), strict=True))
     return scope
 
 
@@ -173,7 +173,7 @@ def suggestions_vs_coders(entries: pd.DataFrame, codes: pd.DataFrame, codebook=N
     auto: dict[str, set[str]] = {}
     if codes is not None and len(codes):
         a = codes[codes["coder"] == "auto"]
-        for u, c in zip(a["unit_id"], a["code_id"], strict=True):
+        for u, c in zip(a["unit_id"].tolist(), a["code_id"].tolist(), strict=True):
             auto.setdefault(u, set()).add(c)
     applies = _in_scope(codebook, scope, types)
     rows = []

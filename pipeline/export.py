@@ -27,7 +27,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from .errors import Problem
-from .files import atomic_path, digests_by, sha256_file, sha256_text, write_text
+from .files import atomic_path, digests_by, member, sha256_file, sha256_text, write_text
 from .timecode import format_time
 from .xlsx import WRAP, cell_style, row_height, save, stream_lines, stream_table
 
@@ -302,7 +302,7 @@ def current_entries(entries: pd.DataFrame, unit_ids=None) -> pd.DataFrame:
     on_sheet = entries["sheet"] != REMOVED_SHEET
     if unit_ids is None:
         return entries[on_sheet]
-    live = entries["unit_id"].isin(set(unit_ids))
+    live = member(entries["unit_id"], unit_ids)
     current = entries[on_sheet & live]
     back = entries[~on_sheet & live].drop_duplicates(["coder", "transcript_id", "unit_id"])
     seen = set(zip(current["coder"], current["transcript_id"], current["unit_id"], strict=True))

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .align import session_times
+from .files import member
 from .timecode import format_time
 
 RUPTURE_TYPES = ("withdrawal", "confrontation")
@@ -62,13 +63,6 @@ def _markers(codes: pd.DataFrame, turns: pd.DataFrame, prefix: str, role: str,
     t["type"] = t["codes"].map(rupture_type) if prefix == "rupture." else "resolution"
     t = t.sort_values(["case", "session", "transcript_id", "seq"])
     return t[MARKER_COLUMNS].reset_index(drop=True).astype({"seq": "int64", "time_s": "float64"})
-
-
-def member(column: pd.Series, values) -> np.ndarray:
-    """``column.isin(values)`` for a column of IDs.  pandas checks arrow-backed text against ``values`` by making
-    each value an arrow scalar first, which for thousands of IDs cost more than the rest of a table."""
-    allowed = set(values.tolist() if isinstance(values, pd.Series | pd.Index) else values)
-    return np.fromiter((v in allowed for v in column.tolist()), dtype=bool, count=len(column))
 
 
 def rupture_type(codes: str) -> str:

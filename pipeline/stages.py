@@ -18,7 +18,7 @@ import pandas as pd
 from . import __version__
 from .codebook import codes_frame
 from .errors import InputError, Problem
-from .files import digest_of, digests_by, sha256_file, sha256_text, write_parquet, write_text
+from .files import digest_of, digests_by, member, sha256_file, sha256_text, write_parquet, write_text
 from .study import Study
 
 
@@ -233,7 +233,7 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
         kept = set(sessions.loc[sessions["transcript_id"].isin(same), "turn_id"]) | set(
             segments.loc[segments["transcript_id"].isin(same), "segment_id"])
         previous = pd.read_parquet(codes_path)
-        parts.append(previous[(previous["coder"] == "auto") & previous["unit_id"].isin(kept)])
+        parts.append(previous[(previous["coder"] == "auto") & member(previous["unit_id"], kept)])
     if todo or not parts:
         from .parallel import by_name
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from . import sequences as seq
-from .sequences import member
+from .files import member
 from .timecode import format_time
 
 WORDS_PER_PAGE = 350

@@ -15,7 +15,7 @@ from lxml import etree
 from PIL import Image
 
 from pipeline.figures import Figures, code_frequency_figure, drawn_once, timeline_figure
-from pipeline.sequences import member
+from pipeline.files import member
 from pipeline.word import WordDoc, add_text, borders, set_widths
 
 TEXTS = ["plain", " leading and trailing ", "a\tb", "line\nbreak", "crlf\r\nend", "\t", "\n\n", "", "“é😀”"]
