@@ -26,6 +26,7 @@ from .summaries import (
     code_names,
     percent,
     report_tables,
+    sequence_runs,
 )
 from .timecode import format_time
 from .word import (
@@ -47,16 +48,18 @@ from .word import (
 def build_report(study, codebook, tables: dict[str, pd.DataFrame], audit: dict, now: str | None = None) -> Path:
     """Write summary.docx, tables.xlsx and the figures; ``now`` (UTC, ISO) only for tests.  While this process
     writes the document, a second one writes tables.xlsx and worker processes draw the figures that changed."""
-    data = report_tables(study, codebook, tables, audit, now)
     study.reports.mkdir(parents=True, exist_ok=True)
     path = study.reports / "summary.docx"
-    with beside(write_tables_xlsx, study.reports / "tables.xlsx", data.tables), \
-            Figures(study.reports / "figures") as figures:
-        charts = _code_charts(data, figures)  # first: those that changed are drawn while the text is written
-        timelines = _timelines(data, tables["turns"], tables["segments"], figures)
-        d = _document(study, codebook, tables, audit, data, charts, timelines)
-        figures.wait()
-        d.save(path)
+    with Figures(study.reports / "figures") as figures:
+        # the timelines first: those that changed are drawn while the tables and the text are made
+        runs = sequence_runs(study, tables)
+        timelines = _timelines(runs, tables["turns"], tables["segments"], figures)
+        data = report_tables(study, codebook, tables, audit, now, runs)
+        with beside(write_tables_xlsx, study.reports / "tables.xlsx", data.tables):
+            charts = _code_charts(data, figures)
+            d = _document(study, codebook, tables, audit, data, charts, timelines)
+            figures.wait()
+            d.save(path)
     _remove_stale_figures(figures.folder, figures.paths)
     return path
 
@@ -282,9 +285,10 @@ def _code_charts(data: ReportData, figures: Figures) -> list[tuple[Path, str]]:
     return charts
 
 
-def _timelines(data: ReportData, turns: pd.DataFrame, segments: pd.DataFrame, figures: Figures) -> list[tuple]:
-    """Per session transcript: (case, session, its timeline), the timeline None when it has no times."""
-    primary = next((r for r in data.runs if r.source == data.notes["primary"]), data.runs[0])
+def _timelines(runs: list, turns: pd.DataFrame, segments: pd.DataFrame, figures: Figures) -> list[tuple]:
+    """Per session transcript: (case, session, its timeline, from the automatic suggestions), the timeline None
+    when it has no times."""
+    primary = next((r for r in runs if r.source == AUTO), runs[0])
     aligned = segments[segments["status"] == "aligned"]
     # each session's rows, split once; only the columns a timeline draws (its cache key hashes what it gets)
     rup = _by(primary.ruptures[["transcript_id", "turn_id", "time_s", "type"]], ["transcript_id"])

@@ -551,16 +551,23 @@ class ReportData:
     notes: dict[str, str] = field(default_factory=dict)
 
 
+def sequence_runs(study, tables: dict[str, pd.DataFrame]) -> list[Sequences]:
+    """The rupture → repair sequences of each source (the automatic suggestions first, then the consensus)."""
+    codes = with_consensus(tables["codes"])
+    window = float(getattr(study.settings, "repair_window_s", 300.0) or 300.0)
+    return [compute_sequences(codes, tables["turns"], s, window) for s in sequence_sources(codes)]
+
+
 def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
-                  now: str | None = None) -> ReportData:
-    """Every table of the report, by its caption (also its sheet in ``tables.xlsx``)."""
+                  now: str | None = None, runs: list[Sequences] | None = None) -> ReportData:
+    """Every table of the report, by its caption (also its sheet in ``tables.xlsx``).  ``runs``: the
+    :func:`sequence_runs` of these tables, when the caller has them already."""
     turns, segments, alignment, codes = (tables[k] for k in ("turns", "segments", "alignment", "codes"))
     codes = with_consensus(codes)
     names = code_names(codebook)
     srcs = sources(codes)
     units = coded_units(codes, turns, segments)
-    window = float(getattr(study.settings, "repair_window_s", 300.0) or 300.0)
-    runs = [compute_sequences(codes, turns, s, window) for s in sequence_sources(codes)]
+    runs = sequence_runs(study, tables) if runs is None else runs
     primary = AUTO  # the timelines: the automatic suggestions cover every session; coders may code a part
     agreement = agreement_table(study)
     now = now or datetime.now(UTC).isoformat(timespec="seconds")
