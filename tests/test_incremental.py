@@ -22,6 +22,18 @@ def analyze(root):
             for name in ("turns", "stops", "segments", "codes")}
 
 
+def coder_writes(path, sheet: str, row: int, column: str, value) -> str:
+    """What a coder does: writes ``value`` in the column named ``column`` of ``row``, and saves.  The row's
+    unit_id."""
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path)
+    ws = wb[sheet]
+    ws.cell(row=row, column=[c.value for c in ws[1]].index(column) + 1, value=value)
+    wb.save(path)
+    return ws.cell(row=row, column=1).value
+
+
 def same(a: pd.DataFrame, b: pd.DataFrame, by: list[str]) -> None:
     pd.testing.assert_frame_equal(a.sort_values(by).reset_index(drop=True), b.sort_values(by).reset_index(drop=True))
 
@@ -64,8 +76,6 @@ def test_one_changed_transcript_gives_what_a_cold_run_gives(demo_study, tmp_path
 
 
 def test_unchanged_workbooks_are_not_opened_again_but_edited_ones_are(demo_study, monkeypatch):
-    from openpyxl import load_workbook
-
     import pipeline.export
 
     opened = []
@@ -75,11 +85,7 @@ def test_unchanged_workbooks_are_not_opened_again_but_edited_ones_are(demo_study
     analyze(demo_study)
     assert opened == []  # fresh workbooks with nothing coded are known to read back as nothing
     path = demo_study / "data" / "coded" / "coder_b" / "D01_S3_ipr-client.xlsx"
-    wb = load_workbook(path)
-    ws = wb["Segments"]
-    header = [c.value for c in ws[1]]
-    ws.cell(row=2, column=header.index("code 1") + 1, value="recall.rupture.judged")
-    wb.save(path)
+    coder_writes(path, "Segments", 2, "code 1", "recall.rupture.judged")
     codes = analyze(demo_study)["codes"]
     assert opened == ["D01_S3_ipr-client.xlsx"]
     mine = codes[codes["coder"] == "coder_b"]
@@ -89,22 +95,16 @@ def test_unchanged_workbooks_are_not_opened_again_but_edited_ones_are(demo_study
 
 
 def test_after_a_coder_codes_the_automatic_codes_are_kept_not_made_again(demo_study, monkeypatch):
-    from openpyxl import load_workbook
-
     first = analyze(demo_study)["codes"]
     path = demo_study / "data" / "coded" / "coder_a" / "D02_S5_ipr-client.xlsx"
-    wb = load_workbook(path)
-    ws = wb["Segments"]
-    header = [c.value for c in ws[1]]
-    ws.cell(row=3, column=header.index("code 1") + 1, value="recall.rupture.judged")
-    wb.save(path)
+    unit_id = coder_writes(path, "Segments", 3, "code 1", "recall.rupture.judged")
     monkeypatch.setattr(pipeline.stages, "_auto_codes", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     codes = analyze(demo_study)["codes"]
     same(codes[codes["coder"] == "auto"], first[first["coder"] == "auto"], ["unit_id", "code_id", "rule_id",
                                                                             "start_char"])
     mine = codes[codes["coder"] == "coder_a"]
     assert list(mine["code_id"]) == ["recall.rupture.judged"]
-    assert mine["unit_id"].iloc[0] == ws.cell(row=3, column=1).value
+    assert mine["unit_id"].iloc[0] == unit_id
 
 
 def test_a_copied_study_does_not_open_its_workbooks_again(demo_study, tmp_path, monkeypatch):
@@ -112,14 +112,9 @@ def test_a_copied_study_does_not_open_its_workbooks_again(demo_study, tmp_path, 
     workbooks' bytes, not their times, say whether they must be read again."""
     import os
 
-    from openpyxl import load_workbook
-
     analyze(demo_study)
-    coded = demo_study / "data" / "coded" / "coder_a" / "D01_S3_session.xlsx"
-    wb = load_workbook(coded)
-    ws = wb["Turns"]
-    ws.cell(row=3, column=[c.value for c in ws[1]].index("memo") + 1, value="She pulls back here.")
-    wb.save(coded)
+    coder_writes(demo_study / "data" / "coded" / "coder_a" / "D01_S3_session.xlsx", "Turns", 3, "memo",
+                 "She pulls back here.")
     before = analyze(demo_study)["codes"]
     # signatures as an older version kept them, without the hash: the next run adds it
     state_path = demo_study / "data" / "interim" / "workbook_state.json"
