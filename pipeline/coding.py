@@ -254,28 +254,32 @@ def get_ready(codebook_path) -> None:
     shared_nlp()
     try:
         digest = hashlib.sha256(Path(codebook_path).read_bytes()).hexdigest()
-        book = load_codebook(codebook_path)
-    except InputError as e:
-        _CHECKED[digest] = e
-        return
+        book = _checked(codebook_path, digest)
     except Exception:  # noqa: BLE001 (unreadable: the run's own reading reports it, with its lines)
         return
-    _CHECKED[book.digest] = None
-    compiled_codebook(book)
+    if book is not None:
+        compiled_codebook(book)
 
 
 def code_checked(codebook: Codebook, turns: Columns, segments: Columns) -> list[tuple]:
     """``code_rows`` for a codebook read without spaCy's check of its token patterns: that check is made here
     first (by ``get_ready``, or now), and its problems are raised as the codebook's."""
     if codebook.digest not in _CHECKED:
-        try:
-            load_codebook(codebook.path)
-            _CHECKED[codebook.digest] = None
-        except InputError as e:
-            _CHECKED[codebook.digest] = e
+        _checked(codebook.path, codebook.digest)
     if _CHECKED[codebook.digest] is not None:
         raise _CHECKED[codebook.digest]
     return code_rows(codebook, turns, segments)
+
+
+def _checked(path, digest: str) -> Codebook | None:
+    """The codebook read and checked whole (None when it has problems), the outcome kept by its digest."""
+    try:
+        book = load_codebook(path)
+    except InputError as e:
+        _CHECKED[digest] = e
+        return None
+    _CHECKED[digest] = None
+    return book
 
 
 def compile_codebook(codebook: Codebook) -> Compiled:
