@@ -115,6 +115,32 @@ def test_a_timeline_drawn_after_others_is_the_one_drawn_first(tmp_path):
     assert first[-1].read_bytes() == again[-1].read_bytes()
 
 
+def _has_colour(image: Image.Image, colour: str, box: tuple[int, int, int, int]) -> bool:
+    rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    pixels = np.asarray(image.convert("RGB").crop(box))
+    return bool((np.abs(pixels.astype(int) - rgb).sum(axis=2) < 30).any())
+
+
+def test_a_timeline_draws_the_session_over_its_frame(tmp_path):
+    """Only the frame is kept between timelines: each session's markers, links and title are drawn on it."""
+    from pipeline.figures import COLORS
+
+    empty = _timeline(tmp_path, "empty", 0, 3000.0)
+    timeline_figure(*empty)
+    full = _timeline(tmp_path, "full", 12, 3000.0)
+    timeline_figure(*full)
+    with Image.open(full[-1]) as drawn, Image.open(empty[-1]) as bare:
+        assert drawn.size == bare.size == (1040, 384)
+        whole = (0, 0, *drawn.size)
+        for colour in (COLORS["withdrawal"], COLORS["confrontation"], COLORS["resolution"]):
+            assert _has_colour(drawn, colour, whole) and not _has_colour(bare, colour, whole)
+        for who in ("client", "therapist"):  # the stops are in both
+            assert _has_colour(drawn, COLORS[who], whole) and _has_colour(bare, COLORS[who], whole)
+        title = (0, 0, drawn.size[0], 40)
+        assert np.asarray(drawn.convert("L").crop(title)).min() < 100  # its title, in black
+        assert np.asarray(drawn.convert("L").crop(title)).tolist() != np.asarray(bare.convert("L").crop(title)).tolist()
+
+
 def test_figures_drawn_by_workers_are_those_drawn_here(tmp_path):
     for folder in ("here", "workers"):
         (tmp_path / folder).mkdir()
