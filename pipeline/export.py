@@ -15,6 +15,7 @@ import functools
 import json
 import re
 import shutil
+import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from .errors import Problem
 from .files import atomic_path, digests_by, member, sha256_file, sha256_text, write_text
 from .timecode import format_time
-from .xlsx import WRAP, cell_style, row_height, save, stream_lines, stream_table
+from .xlsx import COMPRESS_LEVEL, WRAP, cell_style, row_height, save, stream_lines, stream_table, text_in_sheet
 
 UNIT_SHEETS = {"Turns": "turn", "Segments": "segment"}
 REMOVED_SHEET = "Removed units"
@@ -650,6 +651,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
         header, rows = unit_rows(kind, rows_of(part, tid), _suggestions(rows_of("auto", tid)), blind)
         digest = sha256_text(FORMAT_VERSION, json.dumps([header, rows], default=str), codebook.digest, str(blind))
         unit_ids = {r[0] for r in rows}
+        plain = None  # this transcript's job for a coder with nothing of theirs in the workbook (yet)
         for coder in todo:
             path = paths[coder]
             key = study.relative(path)
@@ -667,12 +669,19 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
                 backup(path)
             about = f"Transcript {tid}, coder {coder}; codebook: {codebook.title or '(untitled)'}" + (
                 f", version {codebook.version}" if codebook.version else "") + "."
-            jobs.append((path, (kind, header, rows, codebook, carried, removed),
-                         {"blind": blind, "layout": layout, "digest": digest, "about": about}))
             state[key] = {"digest": digest, "inputs": inputs}
-    for path, sha in zip((j[0] for j in jobs), _write_all(jobs, study, progress), strict=True):
-        state[study.relative(path)]["sha256"] = sha
-        written.append(path)
+            job = (path, (kind, header, rows, codebook, carried, removed),
+                   {"blind": blind, "layout": layout, "digest": digest, "about": about}, [])
+            if not carried and not removed and layout == Layout():
+                if plain is not None:  # the same workbook but for the coder's name: a copy of that one
+                    plain[3].append((path, about))
+                    continue
+                plain = job
+            jobs.append(job)
+    for job, shas in zip(jobs, _write_all(jobs, study, progress), strict=True):
+        for path, sha in zip(_paths(job), shas, strict=True):
+            state[study.relative(path)]["sha256"] = sha
+            written.append(path)
     write_text(state_path, json.dumps(state, indent=1, sort_keys=True))
     return written
 
@@ -689,17 +698,46 @@ def _auto_by_transcript(codes: pd.DataFrame, sessions: pd.DataFrame, segments: p
 PARALLEL_FROM = 8
 
 
-def _write_job(job: tuple) -> str:
-    path, args, kwargs = job
+def _paths(job: tuple) -> list[Path]:
+    """The workbooks a job writes: its own, and its copies for other coders."""
+    return [job[0], *(path for path, _ in job[3])]
+
+
+def _write_job(job: tuple) -> list[str]:
+    """Write a workbook, and its copies (path, about) for coders with nothing of theirs in it; the sha256 of
+    each."""
+    path, args, kwargs, copies = job
     write_workbook(path, *args, **kwargs)
-    return sha256_file(path)
+    for other, about in copies:
+        if not copy_for_coder(path, other, kwargs["about"], about):
+            write_workbook(other, *args, **{**kwargs, "about": about})
+    return [sha256_file(p) for p in _paths(job)]
 
 
-def _write_all(jobs: list, study, progress=None) -> list[str]:
-    """Write every workbook; the sha256 of each.  Workers are forked, so the jobs are not copied to them.
-    ``progress`` is told of each workbook once it is written."""
+def copy_for_coder(source: Path, path: Path, about: str, other: str) -> bool:
+    """Write ``source``, a workbook with nothing of a coder's in it, as another coder's: the same but for the
+    line of its "How to code" sheet that names the coder.  Making a workbook costs four times as much as this.
+    False (nothing written) when that line is not found exactly once."""
+    old, new = text_in_sheet(about), text_in_sheet(other)
+    with zipfile.ZipFile(source) as archive:
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    if sum(data.count(old) for _, data in members) != 1:
+        return False
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as archive:
+        for info, data in members:  # each as it was: its name, date and compression
+            archive.writestr(info, data.replace(old, new), compresslevel=COMPRESS_LEVEL)
+    return True
+
+
+def _write_all(jobs: list, study, progress=None) -> list[list[str]]:
+    """Write every workbook; the sha256 of each, by job.  Workers are forked, so the jobs are not copied to
+    them.  ``progress`` is told of each workbook once it is written."""
     from .parallel import each
 
+    def done(job: tuple) -> None:
+        for path in _paths(job):
+            progress(study.relative(path))
+
     if progress and jobs:
-        progress.stage("writing workbooks", len(jobs))
-    return each(_write_job, jobs, PARALLEL_FROM, progress and (lambda job: progress(study.relative(job[0]))))
+        progress.stage("writing workbooks", sum(len(_paths(job)) for job in jobs))
+    return each(_write_job, jobs, PARALLEL_FROM, progress and done)

@@ -232,6 +232,11 @@ def _cell_xml(ref: str, value, style: str) -> str:
     raise TypeError(f"cell {ref}: {type(value).__name__} is not written here, only text and numbers")
 
 
+def text_in_sheet(text: str) -> bytes:
+    """A text cell's content as it stands in the sheet's XML, as ``write_rows`` writes it."""
+    return _escape(cell_value(text)).encode("ascii", "xmlcharrefreplace")
+
+
 def _escape(text: str) -> str:
     """Text as XML character data; a carriage return as a reference, as a parser would make it a line break."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")

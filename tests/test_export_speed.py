@@ -115,3 +115,29 @@ def test_the_codebook_sheet_is_written_once_per_codebook(tmp_path):
 
     assert sheet(a) == sheet(b)
     assert load_workbook(c)["Codebook"]["C2"].value == "another brief"  # a changed codebook is not the kept one
+
+
+def test_a_workbook_copied_for_another_coder_is_the_one_made_for_them(tmp_path):
+    """A transcript's coders with nothing of theirs yet get the same workbook but for their name: it is
+    copied, not made again."""
+    from pipeline.export import copy_for_coder
+
+    mine, copied, made = (tmp_path / f"{n}.xlsx" for n in ("mine", "copied", "made"))
+    about = "Transcript D:1, coder ana & “bo”; codebook: t <1>, version 😀."
+    other = "Transcript D:1, coder zoë; codebook: t <1>, version 😀."
+    for path, text in ((mine, about), (made, other)):
+        write_workbook(path, "session", list(SESSION_HEADER), session_rows(), book(), {}, [], digest="abc",
+                       about=text)
+    assert copy_for_coder(mine, copied, about, other)
+    for sheet in ("Turns", "Codebook", "How to code"):
+        assert cells(copied, sheet) == cells(made, sheet)
+    assert load_workbook(copied)["How to code"]["A2"].value == other
+    assert [p.value for p in load_workbook(copied).custom_doc_props if p.name == DIGEST_PROPERTY] == ["abc"]
+    with zipfile.ZipFile(copied) as a, zipfile.ZipFile(made) as b:
+        assert a.namelist() == b.namelist()
+        assert {i.filename: i.compress_type for i in a.infolist()} == {i.filename: i.compress_type
+                                                                       for i in b.infolist()}
+    # a line that is not there exactly once is not guessed at: the workbook is made instead
+    assert not copy_for_coder(mine, tmp_path / "no.xlsx", "text", other)
+    assert not (tmp_path / "no.xlsx").exists()
+

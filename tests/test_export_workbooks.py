@@ -394,3 +394,30 @@ def test_lock_files_and_backups_are_not_read_as_workbooks(demo):
     (path.parent / ".backup" / "D01_S1_session.x.xlsx").write_bytes(b"junk")
     os.utime(path)
     assert _problems(demo) == []
+
+
+def test_each_coder_s_workbook_names_its_coder_and_keeps_its_own_work(demo):
+    """Coders with nothing in a transcript's workbook get one copied from another's; a coder's own work is
+    never in a copy."""
+    from pipeline.files import sha256_file
+
+    def about(coder):
+        return load_workbook(demo.path(coder))["How to code"]["A2"].value
+
+    def state(coder):
+        states = json.loads((demo.study.interim / "export_state.json").read_text())
+        return states[demo.study.relative(demo.path(coder))]
+
+    for coder in ("alice", "bob"):
+        assert about(coder).startswith(f"Transcript D01_S1_session, coder {coder};")
+        assert state(coder)["sha256"] == sha256_file(demo.path(coder))
+    fill(demo.path("alice"), "Turns", {"code 1": CODES[0], "memo": "hers"})
+    demo.codebook = small_codebook(digest="cb2")  # every workbook is made again
+    written = demo.export()
+    assert {demo.path("alice"), demo.path("bob")} <= set(written)
+    alice = load_workbook(demo.path("alice"))["Turns"]
+    assert [c.value for c in alice["L"][1:]] == ["hers"] * len(demo.turns)
+    assert [c.value for c in load_workbook(demo.path("bob"))["Turns"]["L"][1:]] == [None] * len(demo.turns)
+    assert about("alice").startswith("Transcript D01_S1_session, coder alice;")
+    assert about("bob").startswith("Transcript D01_S1_session, coder bob;")
+    assert state("bob")["sha256"] == sha256_file(demo.path("bob"))
