@@ -236,7 +236,7 @@ class _Frame:
     title: object
 
 
-@functools.lru_cache(maxsize=8)  # one per length of session (5-minute steps)
+@functools.lru_cache(maxsize=16)  # one per length of session (5-minute steps)
 def _timeline_frame(end: float, segment_s: float) -> _Frame:
     from matplotlib.collections import LineCollection
     from matplotlib.ticker import FuncFormatter, MultipleLocator
