@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .export import coded_entries
+from .readback import coded_entries
 
 AGREEMENT_COLUMNS = ["code_id", "units", "coders", "percent_agreement", "cohen_kappa", "krippendorff_alpha",
                      "positive_agreement"]

@@ -184,7 +184,7 @@ def _transcripts(area: Area, study: Study, deid) -> None:
 
 def _workbooks(area: Area, study: Study, code_ids: set[str] | None, deid) -> None:
     from .deidentify import entry_leaks
-    from .export import read_workbooks
+    from .readback import read_workbooks
 
     books = sorted(study.coded.glob("*/*.xlsx")) if study.coded.is_dir() else []
     books = [b for b in books if not b.name.startswith(("~$", ".")) and not b.parent.name.startswith(".")]

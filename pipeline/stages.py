@@ -160,7 +160,7 @@ def _done(study: Study, step: str, key: str, **kept) -> None:
 def read_coders(study: Study, codebook):
     """The coders' entries, and the signatures of the workbooks they were read from (which the code stage saves
     for the next run's reads); every problem in every workbook at once."""
-    from .export import read_workbooks
+    from .readback import read_workbooks
 
     back = read_workbooks(study, set(codebook.ids()))
     if back.problems:
@@ -171,7 +171,7 @@ def read_coders(study: Study, codebook):
 def run_code(study: Study, log: RunLog, codebook=None, workbooks=None, coder=None, progress=None):
     """``workbooks``: what ``read_coders`` read; ``coder``: a :class:`parallel.warm` process that has spaCy loaded
     already (optional)."""
-    from .export import coder_codes
+    from .readback import coder_codes
 
     codebook = codebook or load_codebook(study)
     workbooks = read_coders(study, codebook) if workbooks is None else workbooks
@@ -255,8 +255,6 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
 
 
 def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=None):
-    from .export import export
-
     codebook = codebook or load_codebook(study)
     entries = read_coders(study, codebook).entries if entries is None else entries
     # What every workbook shows comes from these (a coder's own entries never call for a rewrite): when none of
@@ -267,6 +265,8 @@ def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=
     workbooks = [study.root / w for w in _json(study.interim / "export_state.json")]
     if _done_before(study, "workbooks", key, workbooks) is not None:
         return []
+    from .export import export  # (openpyxl: only when a workbook may be written)
+
     turns = _table(study, "turns", "ingest")
     segments = _table(study, "segments", "align")
     codes = _table(study, "codes", "code")

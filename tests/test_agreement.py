@@ -17,7 +17,7 @@ from pipeline.agreement import (
     summary_lines,
 )
 from pipeline.codebook import Code, Codebook
-from pipeline.export import ENTRY_COLUMNS
+from pipeline.readback import ENTRY_COLUMNS
 
 nan = np.nan
 

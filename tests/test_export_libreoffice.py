@@ -7,7 +7,8 @@ import pytest
 from openpyxl import load_workbook
 
 from pipeline.codebook import Code, Codebook
-from pipeline.export import SESSION_HEADER, Entry, read_workbook, write_workbook
+from pipeline.export import Entry, write_workbook
+from pipeline.readback import SESSION_HEADER, read_workbook
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 pytestmark = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice is not installed")

@@ -7,7 +7,8 @@ import numpy as np
 from openpyxl import Workbook, load_workbook
 
 from pipeline.codebook import Code, Codebook
-from pipeline.export import DIGEST_PROPERTY, SESSION_HEADER, Entry, Layout, write_workbook
+from pipeline.export import DIGEST_PROPERTY, Entry, Layout, write_workbook
+from pipeline.readback import SESSION_HEADER
 from pipeline.xlsx import CUT_NOTE, save, stream_table, write_table
 
 HEADER = ["id", "n", "text", "note"]

@@ -10,15 +10,8 @@ import pytest
 from openpyxl import load_workbook
 
 from pipeline.codebook import Code, Codebook
-from pipeline.export import (
-    BLIND_NOTE,
-    REMOVED_SHEET,
-    coder_codes,
-    export,
-    lock_file,
-    read_workbooks,
-    workbook_path,
-)
+from pipeline.export import BLIND_NOTE, export
+from pipeline.readback import REMOVED_SHEET, coder_codes, lock_file, read_workbooks, workbook_path
 from pipeline.study import Settings, Study
 
 CODES = ["rupture.withdrawal.denial", "rupture.confrontation.complaint", "resolution.clarify",

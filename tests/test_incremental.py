@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pandas as pd
 from click.testing import CliRunner
@@ -11,6 +13,7 @@ import pipeline.coding
 import pipeline.export
 import pipeline.ingest
 import pipeline.parallel
+import pipeline.readback
 import pipeline.stages
 from pipeline.cli import main
 
@@ -76,11 +79,9 @@ def test_one_changed_transcript_gives_what_a_cold_run_gives(demo_study, tmp_path
 
 
 def test_unchanged_workbooks_are_not_opened_again_but_edited_ones_are(demo_study, monkeypatch):
-    import pipeline.export
-
     opened = []
-    real = pipeline.export.read_workbook
-    monkeypatch.setattr(pipeline.export, "read_workbook", lambda p, *a: opened.append(p.name) or real(p, *a))
+    real = pipeline.readback.read_workbook
+    monkeypatch.setattr(pipeline.readback, "read_workbook", lambda p, *a: opened.append(p.name) or real(p, *a))
     analyze(demo_study)
     analyze(demo_study)
     assert opened == []  # fresh workbooks with nothing coded are known to read back as nothing
@@ -127,8 +128,8 @@ def test_a_copied_study_does_not_open_its_workbooks_again(demo_study, tmp_path, 
     for book in books:
         os.utime(book, ns=(book.stat().st_atime_ns, book.stat().st_mtime_ns + 10**9))
     opened = []
-    real = pipeline.export.read_workbook
-    monkeypatch.setattr(pipeline.export, "read_workbook", lambda p, *a: opened.append(p.name) or real(p, *a))
+    real = pipeline.readback.read_workbook
+    monkeypatch.setattr(pipeline.readback, "read_workbook", lambda p, *a: opened.append(p.name) or real(p, *a))
     same(analyze(copy)["codes"], before, ["unit_id", "coder", "code_id", "rule_id"])
     assert len(books) > 4 and opened == []
     memos = pd.read_parquet(copy / "data" / "interim" / "coder_entries.parquet")["memo"]
@@ -224,3 +225,21 @@ def test_after_a_change_a_run_with_nothing_changed_does_nothing_again(demo_study
     made = report.stat().st_mtime_ns
     analyze(demo_study)
     assert report.stat().st_mtime_ns == made
+
+
+NOTHING_CHANGED = """
+import sys
+from pipeline.stages import run_all
+from pipeline.study import load_study
+
+run_all(load_study(sys.argv[1]))
+print(sorted(m for m in ("openpyxl", "docx", "matplotlib", "spacy") if m in sys.modules))
+"""
+
+
+def test_a_re_run_with_nothing_changed_imports_no_writer_of_workbooks_documents_or_figures(demo_study):
+    """Importing openpyxl alone takes a tenth of a second, and the whole re-run about one second."""
+    analyze(demo_study)
+    out = subprocess.run([sys.executable, "-c", NOTHING_CHANGED, str(demo_study)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "[]\n"

@@ -1,0 +1,302 @@
+"""Reading the coders' work back from their workbooks: codes, memos and own columns per unit.
+
+Coders may sort, filter, hide columns and add columns of their own: entries are read by ``unit_id`` and by
+column name, never by position.  The layout of a workbook (its sheets and the pipeline's own columns) is
+defined here, for the export that writes it (``export.py``) and for the reading back.
+
+openpyxl is imported only when a workbook has to be opened: a re-run that finds every workbook as the last run
+read it opens none, and need not pay for importing it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import Problem
+from .files import member, sha256_file, sha256_text
+
+UNIT_SHEETS = {"Turns": "turn", "Segments": "segment"}
+REMOVED_SHEET = "Removed units"
+_CODE_COL = re.compile(r"^code\s*(\d+)$", re.I)
+_CODE_SPLIT = re.compile(r"[;,\s]+")
+ENTRY_COLUMNS = ["coder", "transcript_id", "unit_type", "unit_id", "codes", "memo", "workbook", "sheet", "row",
+                 "removed_on", "extra"]
+SESSION_HEADER = ["unit_id", "#", "time", "speaker", "role", "text", "suggested codes", "evidence"]
+SEGMENT_HEADER = ["unit_id", "stop", "video time", "status", "session excerpt", "recall", "suggested codes",
+                  "evidence", "note"]
+REMOVED_HEADER = ["unit_id", "unit_type", "removed on"]
+# Columns the pipeline writes, per sheet; any other column is the coder's own and is carried over as it is.
+_OURS = {sheet: {h.lower() for h in header} | {"memo"} for sheet, header in
+         (("Turns", SESSION_HEADER), ("Segments", SEGMENT_HEADER), (REMOVED_SHEET, REMOVED_HEADER))}
+
+
+@dataclass
+class ReadBack:
+    entries: pd.DataFrame
+    problems: list[Problem] = field(default_factory=list)
+    signatures: dict = field(default_factory=dict)  # workbook -> [mtime_ns, size] of the file as read
+
+
+def workbook_path(study, coder: str, transcript_id: str) -> Path:
+    return study.coded / coder / f"{transcript_id}.xlsx"
+
+
+def _workbooks(study):
+    if not study.coded.is_dir():
+        return
+    for coder_dir in sorted(p for p in study.coded.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for wb in sorted(coder_dir.glob("*.xlsx")):
+            if not wb.name.startswith(("~$", ".")):
+                yield coder_dir.name, wb
+
+
+def lock_file(path: Path) -> Path | None:
+    """The lock file Excel (``~$name.xlsx``, the first characters of a long name dropped) or LibreOffice
+    (``.~lock.name.xlsx#``) keeps beside a workbook while it is open; None when there is none."""
+    folder, name = path.parent, path.name
+    candidates = [folder / f".~lock.{name}#"] + [folder / f"~${name[k:]}" for k in range(3)]
+    return next((p for p in candidates if p.exists()), None)
+
+
+WORKBOOK_STATE = "workbook_state.json"
+
+
+def read_workbooks(study, code_ids) -> ReadBack:
+    """Every coder's entries: codes, memos and own columns per unit, from the unit sheet and ``Removed units``.
+
+    A workbook whose file is exactly as when the last run read it (the same bytes, with the same codebook) is
+    not opened again: its entries come from ``coder_entries.parquet``.  Opening a few hundred workbooks costs
+    seconds; a study re-run with nothing changed should not, nor one copied to another folder or machine (which
+    gives every file a new modification time: then the bytes are compared by their hash)."""
+    rows: list[dict] = []
+    problems: list[Problem] = []
+    known, previous = _last_reads(study, code_ids)
+    signatures: dict = {"codes": _codes_key(code_ids)}
+    reused: list[str] = []
+    for coder, path in _workbooks(study):
+        rel = study.relative(path)
+        st = path.stat()
+        sig, old = [st.st_mtime_ns, st.st_size], known.get(rel) or [None, None, ""]
+        if lock_file(path) is None and old[1] == st.st_size and (
+                old[0] == st.st_mtime_ns or (len(old) > 2 and sha256_file(path) == old[2])):
+            reused.append(rel)
+            signatures[rel] = sig + (old[2:] or [sha256_file(path)])  # (a signature of an older version had none)
+            continue
+        found, trouble = read_workbook(path, rel, coder, code_ids)
+        rows += found
+        problems += trouble
+        if not trouble:
+            signatures[rel] = sig + [sha256_file(path)]
+    entries = pd.DataFrame(rows, columns=ENTRY_COLUMNS)
+    if reused:
+        old = previous[previous["workbook"].isin(reused)]
+        entries = pd.concat([old, entries], ignore_index=True) if len(entries) else old.reset_index(drop=True)
+    return ReadBack(entries, problems, signatures)
+
+
+def _codes_key(code_ids) -> str:
+    return sha256_text(*sorted(code_ids))
+
+
+def _last_reads(study, code_ids) -> tuple[dict, pd.DataFrame | None]:
+    state, table = study.interim / WORKBOOK_STATE, study.interim / "coder_entries.parquet"
+    try:
+        known = json.loads(state.read_text()) if state.exists() and table.exists() else {}
+    except ValueError:
+        known = {}
+    if known.get("codes") != _codes_key(code_ids):
+        return {}, None
+    previous = pd.read_parquet(table)
+    if list(previous.columns) != ENTRY_COLUMNS:
+        return {}, None
+    return known, previous
+
+
+def read_workbook(path: Path, rel: str, coder: str, code_ids) -> tuple[list[dict], list[Problem]]:
+    """One workbook's entries and problems (``rel``: the name used in messages)."""
+    problems: list[Problem] = []
+    lock = lock_file(path)
+    if lock is not None:
+        return [], [Problem(rel, "is open in Excel or LibreOffice (its lock file is there)",
+                            hint=f"save and close it, then run again; if it is not open, delete {lock.name}")]
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception as e:  # noqa: BLE001 (a damaged file raises many kinds: zip, XML, key, value ...)
+        return [], [Problem(rel, f"is not a readable Excel workbook ({type(e).__name__})",
+                            hint="save it again as an Excel Workbook (.xlsx), restore it from .backup/, or "
+                                 "delete it to have it written anew")]
+    by_id = {c.lower(): c for c in code_ids}
+    rows: list[dict] = []
+    try:
+        names = {s.strip().lower(): s for s in wb.sheetnames}
+        units = [(names[s.lower()], t) for s, t in UNIT_SHEETS.items() if s.lower() in names]
+        if not units:
+            problems.append(Problem(rel, "has no sheet named Turns or Segments",
+                                    hint="rename the sheet back, or restore the workbook from .backup/"))
+        for sheet, unit_type in units:
+            rows += _read_sheet(wb[sheet], coder, path.stem, unit_type, rel, by_id, problems)
+        if REMOVED_SHEET.lower() in names:
+            rows += _read_sheet(wb[names[REMOVED_SHEET.lower()]], coder, path.stem, None, rel, by_id, problems)
+    except Exception as e:  # noqa: BLE001
+        problems.append(Problem(rel, f"is not a readable Excel workbook ({type(e).__name__}: {e})",
+                                hint="save it again as an Excel Workbook (.xlsx), or restore it from .backup/"))
+    finally:
+        wb.close()
+    return rows, problems
+
+
+def _text(value) -> str:
+    """A cell's value as the text a coder typed."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _header_row(ws) -> tuple[int, list[str], list[str]] | None:
+    """The header row: where ``unit_id`` is within the first rows (a coder may have put a title above it), else
+    the first row that is not empty.  Returns (row, lower-case names, names as written)."""
+    first = None
+    for r, values in enumerate(ws.iter_rows(min_row=1, max_row=10, values_only=True), 1):
+        written = [_text(v) for v in values]
+        names = [n.lower() for n in written]
+        if first is None and any(names):
+            first = (r, names, written)
+        if "unit_id" in names:
+            return r, names, written
+    return first
+
+
+def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems) -> list[dict]:
+    """The entries of one sheet; ``unit_type`` None for the ``Removed units`` sheet (it has its own column)."""
+    from openpyxl.utils import get_column_letter
+
+    found = _header_row(ws)
+    if found is None:
+        return []
+    head_row, names, written = found
+    removed = unit_type is None
+    if "unit_id" not in names:
+        problems.append(Problem(rel, "the unit_id column is missing", f"sheet {ws.title}, row {head_row}",
+                                "restore the column (undo, or copy it from the backup in .backup/)"))
+        return []
+    uid = names.index("unit_id")
+    code_cols = sorted((int(m.group(1)), i) for i, n in enumerate(names) if (m := _CODE_COL.match(n)))
+    memo = names.index("memo") if "memo" in names else None
+    type_col = names.index("unit_type") if "unit_type" in names else None
+    when_col = names.index("removed on") if "removed on" in names else None
+    # The coder's own columns, by name; one without a name is called by its letter.
+    ours = _OURS[REMOVED_SHEET if removed else next(s for s, t in UNIT_SHEETS.items() if t == unit_type)]
+    extra_cols = [(i, written[i] or f"column {get_column_letter(i + 1)}") for i, n in enumerate(names)
+                  if n not in ours and not _CODE_COL.match(n)]
+    out: dict[str, dict] = {}
+    listed: list[dict] = []
+    for r, values in enumerate(ws.iter_rows(min_row=head_row + 1, values_only=True), head_row + 1):
+        values = list(values) + [None] * (len(names) - len(values))
+        for i in range(len(names), len(values)):  # a value right of the header's last name
+            if _text(values[i]) and all(i != j for j, _ in extra_cols):
+                extra_cols.append((i, f"column {get_column_letter(i + 1)}"))
+        codes: list[str] = []
+        for _, i in code_cols:
+            for code in _CODE_SPLIT.split(_text(values[i])):
+                if not code:
+                    continue
+                known = by_id.get(code.lower())
+                if known is None and not removed:
+                    problems.append(Problem(rel, f"unknown code {code!r}",
+                                            f"sheet {ws.title}, cell {get_column_letter(i + 1)}{r}",
+                                            "choose a code from the drop-down list (sheet Codebook)"))
+                    continue
+                code = known or code
+                if code not in codes:
+                    codes.append(code)
+        note = "" if memo is None else _text(values[memo])
+        extra = {name: _text(values[i]) for i, name in extra_cols if _text(values[i])}
+        unit = _text(values[uid])
+        if not unit:
+            if codes or note or extra:
+                problems.append(Problem(rel, "this row has codes or a memo but no unit_id",
+                                        f"sheet {ws.title}, cell {get_column_letter(uid + 1)}{r}",
+                                        "put the unit_id back (undo, or copy it from the backup in .backup/)"))
+            continue
+        if not codes and not note and not extra:
+            continue
+        entry = {"coder": coder, "transcript_id": transcript_id,
+                 "unit_type": unit_type or (_text(values[type_col]) if type_col is not None else ""),
+                 "unit_id": unit, "codes": codes, "memo": note, "workbook": rel, "sheet": ws.title, "row": r,
+                 "removed_on": _text(values[when_col]) if removed and when_col is not None else "", "extra": extra}
+        if removed:  # a unit may have been removed twice: keep every row
+            listed.append(entry)
+        elif unit in out:  # a duplicated row: keep what both say
+            _merge(out[unit], entry)
+        else:
+            out[unit] = entry
+    result = []
+    for e in list(out.values()) + listed:
+        result.append({**e, "codes": ";".join(e["codes"]),
+                       "extra": json.dumps(e["extra"], ensure_ascii=False) if e["extra"] else ""})
+    return result
+
+
+def _merge(into: dict, other: dict) -> None:
+    into["codes"] += [c for c in other["codes"] if c not in into["codes"]]
+    if other["memo"] and other["memo"] != into["memo"]:
+        into["memo"] = f"{into['memo']}\n{other['memo']}" if into["memo"] else other["memo"]
+    for k, v in other["extra"].items():
+        if k in into["extra"] and into["extra"][k] != v:
+            into["extra"][k] = f"{into['extra'][k]}\n{v}"
+        else:
+            into["extra"][k] = v
+
+
+def current_entries(entries: pd.DataFrame, unit_ids=None) -> pd.DataFrame:
+    """The entries as they stand once the workbooks are refreshed for the units ``unit_ids`` (None: as read).
+
+    An entry on a unit sheet whose unit is gone is no longer current (it moves to ``Removed units``); an entry in
+    ``Removed units`` whose unit is back is current again, unless the coder coded the unit anew.
+    """
+    if entries.empty:
+        return entries
+    on_sheet = entries["sheet"] != REMOVED_SHEET
+    if unit_ids is None:
+        return entries[on_sheet]
+    live = member(entries["unit_id"], unit_ids)
+    current = entries[on_sheet & live]
+    back = entries[~on_sheet & live].drop_duplicates(["coder", "transcript_id", "unit_id"])
+    seen = set(zip(current["coder"], current["transcript_id"], current["unit_id"], strict=True))
+    back = back[[k not in seen for k in zip(back["coder"], back["transcript_id"], back["unit_id"], strict=True)]]
+    return pd.concat([current, back], ignore_index=True) if len(back) else current
+
+
+def coder_codes(entries: pd.DataFrame, unit_ids=None) -> pd.DataFrame:
+    """The coders' codes as rows of the codes table (``coder`` = the coder's folder name), of the current units
+    (``unit_ids``; None: every unit on a unit sheet)."""
+    rows = []
+    for e in current_entries(entries, unit_ids).itertuples(index=False):
+        for code in filter(None, e.codes.split(";")):
+            rows.append({"unit_type": e.unit_type, "unit_id": e.unit_id, "code_id": code, "coder": e.coder,
+                         "rule_id": "", "evidence": "", "start_char": -1, "end_char": -1})
+    return pd.DataFrame(rows, columns=["unit_type", "unit_id", "code_id", "coder", "rule_id", "evidence",
+                                       "start_char", "end_char"])
+
+
+def coded_entries(entries: pd.DataFrame, unit_ids=None) -> pd.DataFrame:
+    """The entries that make a unit coded by a coder: current (see ``current_entries``), with at least one code
+    or a memo."""
+    entries = current_entries(entries, unit_ids)
+    if entries.empty:
+        return entries
+    return entries[(entries["codes"] != "") | (entries["memo"] != "")]
