@@ -408,9 +408,10 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
 
 
 def _ready_for_report() -> None:
-    """The report's modules imported while spaCy codes what changed (this process only waits then): the
-    process that makes the report is forked from this one and finds them loaded."""
-    from . import agreement, report  # noqa: F401
+    """The modules of the stages after coding, imported while spaCy codes what changed (this process only
+    waits then): the report's and the export's (with openpyxl, which writes the workbooks here and tables.xlsx
+    beside the report).  The process that makes the report is forked from this one and finds them loaded."""
+    from . import agreement, export, report  # noqa: F401
 
 
 def _make_report(study: Study, log: RunLog, codebook, entries, key: str) -> None:
