@@ -22,8 +22,10 @@ from .summaries import (
     CONSENSUS,
     EXEMPLARS_PER_CODE,
     WORDS_PER_PAGE,
+    Counted,
     ReportData,
     code_names,
+    count_codes,
     percent,
     report_tables,
     sequence_runs,
@@ -51,12 +53,13 @@ def build_report(study, codebook, tables: dict[str, pd.DataFrame], audit: dict, 
     study.reports.mkdir(parents=True, exist_ok=True)
     path = study.reports / "summary.docx"
     with Figures(study.reports / "figures") as figures:
-        # the timelines first: those that changed are drawn while the tables and the text are made
-        runs = sequence_runs(study, tables)
+        # the figures first: those that changed are drawn while the tables and the text are made
+        counted = count_codes(tables, codebook)
+        runs = sequence_runs(study, tables, counted.codes)
         timelines = _timelines(runs, tables["turns"], tables["segments"], figures)
-        data = report_tables(study, codebook, tables, audit, now, runs)
+        charts = _code_charts(counted, figures)
+        data = report_tables(study, codebook, tables, audit, now, runs, counted)
         with beside(write_tables_xlsx, study.reports / "tables.xlsx", data.tables):
-            charts = _code_charts(data, figures)
             d = _document(study, codebook, tables, audit, data, charts, timelines)
             figures.wait()
             d.save(path)
@@ -265,12 +268,12 @@ def _section_sequences(d: WordDoc, data: ReportData, study, turns, timelines: li
 
 # --- the figures ---------------------------------------------------------------------------------------------
 
-def _code_charts(data: ReportData, figures: Figures) -> list[tuple[Path, str]]:
+def _code_charts(counted: Counted, figures: Figures) -> list[tuple[Path, str]]:
     """The bar charts of coded units per code, one per top level of the codebook (so each stays readable on a
     page), with their captions; none when nothing was coded."""
-    if data.units.empty:
+    if counted.units.empty:
         return []
-    srcs, by_code = data.sources, data.tables["Codes by code"]
+    srcs, by_code = counted.sources, counted.by_code
     groups = {"rupture": "rupture markers (session turns)", "resolution": "resolution strategies (session turns)",
               "recall": "recall themes (IPR recalls)"}
     whose = ", by source" if len(srcs) > 1 else " (automatic suggestions)"

@@ -551,23 +551,42 @@ class ReportData:
     notes: dict[str, str] = field(default_factory=dict)
 
 
-def sequence_runs(study, tables: dict[str, pd.DataFrame]) -> list[Sequences]:
-    """The rupture → repair sequences of each source (the automatic suggestions first, then the consensus)."""
+@dataclass
+class Counted:
+    """The codes with the coders' consensus, their sources, and the coded units with their counts per code: what
+    the code charts show, made before the other tables so that a chart that changed is drawn meanwhile."""
+
+    codes: pd.DataFrame
+    sources: list[str]
+    units: pd.DataFrame
+    by_code: pd.DataFrame
+
+
+def count_codes(tables: dict[str, pd.DataFrame], codebook) -> Counted:
     codes = with_consensus(tables["codes"])
+    srcs = sources(codes)
+    units = coded_units(codes, tables["turns"], tables["segments"])
+    return Counted(codes, srcs, units, codes_by_code(units, srcs, codebook))
+
+
+def sequence_runs(study, tables: dict[str, pd.DataFrame], codes: pd.DataFrame | None = None) -> list[Sequences]:
+    """The rupture → repair sequences of each source (the automatic suggestions first, then the consensus).
+    ``codes``: the codes with the consensus, when the caller has them already."""
+    codes = with_consensus(tables["codes"]) if codes is None else codes
     window = float(getattr(study.settings, "repair_window_s", 300.0) or 300.0)
     return [compute_sequences(codes, tables["turns"], s, window) for s in sequence_sources(codes)]
 
 
-def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
-                  now: str | None = None, runs: list[Sequences] | None = None) -> ReportData:
-    """Every table of the report, by its caption (also its sheet in ``tables.xlsx``).  ``runs``: the
-    :func:`sequence_runs` of these tables, when the caller has them already."""
-    turns, segments, alignment, codes = (tables[k] for k in ("turns", "segments", "alignment", "codes"))
-    codes = with_consensus(codes)
+def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict, now: str | None = None,
+                  runs: list[Sequences] | None = None, counted: Counted | None = None) -> ReportData:
+    """Every table of the report, by its caption (also its sheet in ``tables.xlsx``).  ``runs`` (the
+    :func:`sequence_runs` of these tables) and ``counted`` (their :func:`count_codes`): when the caller has them
+    already."""
+    turns, segments, alignment = (tables[k] for k in ("turns", "segments", "alignment"))
+    counted = count_codes(tables, codebook) if counted is None else counted
+    codes, srcs, units = counted.codes, counted.sources, counted.units
     names = code_names(codebook)
-    srcs = sources(codes)
-    units = coded_units(codes, turns, segments)
-    runs = sequence_runs(study, tables) if runs is None else runs
+    runs = sequence_runs(study, tables, codes) if runs is None else runs
     primary = AUTO  # the timelines: the automatic suggestions cover every session; coders may code a part
     agreement = agreement_table(study)
     now = now or datetime.now(UTC).isoformat(timespec="seconds")
@@ -577,7 +596,7 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
         "Transcripts": transcripts_table(turns, words),
         "Alignment": alignment_table(alignment),
         "Codes by family": codes_by_family(units, srcs, codebook),
-        "Codes by code": codes_by_code(units, srcs, codebook),
+        "Codes by code": counted.by_code,
         "Codes by role": codes_by(units, srcs, codebook, "role"),
         "Codes by case and session": codes_by_session(units, srcs, codebook),
         "Code counts (long)": code_counts_long(units, codebook),
