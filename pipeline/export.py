@@ -30,8 +30,8 @@ from .readback import (
     SEGMENT_HEADER,
     SESSION_HEADER,
     UNIT_SHEETS,
-    _header_row,
-    _text,
+    header_row,
+    typed_text,
     workbook_path,
 )
 from .timecode import format_time
@@ -251,12 +251,12 @@ def read_layout(path: Path) -> Layout:
         ws = next((wb[s] for s in wb.sheetnames if s in UNIT_SHEETS), None)
         if ws is None:
             return layout
-        found = _header_row(ws)
+        found = header_row(ws)
         if found is None:
             return layout
         head_row = found[0]
         for cell in ws[head_row]:
-            name = _text(cell.value) or f"column {get_column_letter(cell.column)}"
+            name = typed_text(cell.value) or f"column {get_column_letter(cell.column)}"
             layout.order.append(name)
             letter = get_column_letter(cell.column)
             dim = ws.column_dimensions.get(letter)

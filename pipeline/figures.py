@@ -129,8 +129,9 @@ class Figures:
         if not can_fork():
             return
         if self._pool is None:
-            if not all(path.exists() for path in self.paths):  # a figure to draw for sure: what drawing takes
-                from matplotlib import collections, figure, ticker  # noqa: F401 (is imported once, before the fork)
+            if not all(path.exists() for path in self.paths):
+                # a figure to draw for sure: what drawing takes is imported once, here, before the workers fork
+                from matplotlib import collections, figure, ticker  # noqa: F401
                 from matplotlib.backends import backend_agg  # noqa: F401
             self._pool = pool(cores())
         self._futures += [self._pool.submit(figure, *args, **kwargs) for figure, args, kwargs in self._todo]

@@ -153,7 +153,7 @@ def read_workbook(path: Path, rel: str, coder: str, code_ids) -> tuple[list[dict
     return rows, problems
 
 
-def _text(value) -> str:
+def typed_text(value) -> str:
     """A cell's value as the text a coder typed."""
     if value is None:
         return ""
@@ -166,12 +166,12 @@ def _text(value) -> str:
     return str(value).strip()
 
 
-def _header_row(ws) -> tuple[int, list[str], list[str]] | None:
+def header_row(ws) -> tuple[int, list[str], list[str]] | None:
     """The header row: where ``unit_id`` is within the first rows (a coder may have put a title above it), else
     the first row that is not empty.  Returns (row, lower-case names, names as written)."""
     first = None
     for r, values in enumerate(ws.iter_rows(min_row=1, max_row=10, values_only=True), 1):
-        written = [_text(v) for v in values]
+        written = [typed_text(v) for v in values]
         names = [n.lower() for n in written]
         if first is None and any(names):
             first = (r, names, written)
@@ -184,7 +184,7 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems) -> li
     """The entries of one sheet; ``unit_type`` None for the ``Removed units`` sheet (it has its own column)."""
     from openpyxl.utils import get_column_letter
 
-    found = _header_row(ws)
+    found = header_row(ws)
     if found is None:
         return []
     head_row, names, written = found
@@ -207,11 +207,11 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems) -> li
     for r, values in enumerate(ws.iter_rows(min_row=head_row + 1, values_only=True), head_row + 1):
         values = list(values) + [None] * (len(names) - len(values))
         for i in range(len(names), len(values)):  # a value right of the header's last name
-            if _text(values[i]) and all(i != j for j, _ in extra_cols):
+            if typed_text(values[i]) and all(i != j for j, _ in extra_cols):
                 extra_cols.append((i, f"column {get_column_letter(i + 1)}"))
         codes: list[str] = []
         for _, i in code_cols:
-            for code in _CODE_SPLIT.split(_text(values[i])):
+            for code in _CODE_SPLIT.split(typed_text(values[i])):
                 if not code:
                     continue
                 known = by_id.get(code.lower())
@@ -223,9 +223,9 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems) -> li
                 code = known or code
                 if code not in codes:
                     codes.append(code)
-        note = "" if memo is None else _text(values[memo])
-        extra = {name: _text(values[i]) for i, name in extra_cols if _text(values[i])}
-        unit = _text(values[uid])
+        note = "" if memo is None else typed_text(values[memo])
+        extra = {name: typed_text(values[i]) for i, name in extra_cols if typed_text(values[i])}
+        unit = typed_text(values[uid])
         if not unit:
             if codes or note or extra:
                 problems.append(Problem(rel, "this row has codes or a memo but no unit_id",
@@ -235,9 +235,9 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems) -> li
         if not codes and not note and not extra:
             continue
         entry = {"coder": coder, "transcript_id": transcript_id,
-                 "unit_type": unit_type or (_text(values[type_col]) if type_col is not None else ""),
+                 "unit_type": unit_type or (typed_text(values[type_col]) if type_col is not None else ""),
                  "unit_id": unit, "codes": codes, "memo": note, "workbook": rel, "sheet": ws.title, "row": r,
-                 "removed_on": _text(values[when_col]) if removed and when_col is not None else "", "extra": extra}
+                 "removed_on": typed_text(values[when_col]) if removed and when_col is not None else "", "extra": extra}
         if removed:  # a unit may have been removed twice: keep every row
             listed.append(entry)
         elif unit in out:  # a duplicated row: keep what both say
