@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .files import grouped
 from .timecode import format_time
 
 SEGMENT_COLUMNS = ["segment_id", "transcript_id", "case", "session", "participant", "stop_no", "video_s",
@@ -69,23 +70,6 @@ TURN_FIELDS = ("transcript_id", "case", "session", "participant", "source_file",
 STOP_FIELDS = ("stop_no", "video_s", "session_s", "after_seq", "source_line")
 
 
-def _grouped(table: pd.DataFrame, by: list[str], order: str, fields) -> dict[tuple, dict[str, list]]:
-    """key (the values of ``by``) -> its rows in ``order``, as column -> values: the table is sorted and split
-    once, and taken as plain lists (pandas row by row cost most of aligning a large study)."""
-    if table.empty:
-        return {}
-    ordered = table.sort_values([*by, order], kind="stable")
-    values = {c: ordered[c].tolist() for c in dict.fromkeys((*by, *fields))}
-    keys = list(zip(*(values[c] for c in by), strict=True))
-    groups: dict[tuple, dict[str, list]] = {}
-    start = 0
-    for i in range(1, len(keys) + 1):
-        if i == len(keys) or keys[i] != keys[start]:
-            groups[keys[start]] = {c: v[start:i] for c, v in values.items()}
-            start = i
-    return groups
-
-
 def session_times(session: pd.DataFrame) -> np.ndarray:
     """Start times for every turn of a session, in order: turns without a time (some transcripts stamp only every
     few turns) take times interpolated from their neighbours.  All NaN when the session has no times at all."""
@@ -119,9 +103,9 @@ def align(turns: pd.DataFrame, stops: pd.DataFrame, window_s: float = 60.0) -> A
     segments: list[dict] = []
     summary: list[dict] = []
     warnings: list[str] = []
-    sessions = _grouped(turns[turns["kind"] == "session"], ["case", "session"], "seq", TURN_FIELDS)
-    interviews = _grouped(turns[turns["kind"] == "ipr"], ["transcript_id"], "seq", TURN_FIELDS)
-    stops_of = _grouped(stops, ["transcript_id"], "stop_no", STOP_FIELDS)
+    sessions = grouped(turns[turns["kind"] == "session"], ["case", "session"], "seq", TURN_FIELDS)
+    interviews = grouped(turns[turns["kind"] == "ipr"], ["transcript_id"], "seq", TURN_FIELDS)
+    stops_of = grouped(stops, ["transcript_id"], "stop_no", STOP_FIELDS)
     no_stops = dict.fromkeys(STOP_FIELDS, [])
     warnings_of: dict[str, list[str]] = {}
     for (tid,), rows in sorted(interviews.items()):

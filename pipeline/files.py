@@ -1,5 +1,6 @@
 """Writing outputs so that a run killed at any moment leaves the previous outputs whole; and the few table helpers
-that tell a re-run what changed (digests) and which rows it is about (``member``)."""
+that tell a re-run what changed (digests), which rows it is about (``member``) and split a table by key
+(``grouped``)."""
 
 from __future__ import annotations
 
@@ -90,6 +91,24 @@ def digests_by(frame, by) -> dict[str, str]:
     rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     return {key: hashlib.sha256(rows[at].tobytes()).hexdigest()
             for key, at in frame.groupby(by, sort=False).indices.items()}
+
+
+def grouped(table, by: list[str], order: str, fields) -> dict[tuple, dict[str, list]]:
+    """key (the values of ``by``) -> its rows in ``order``, as column -> values: the table is sorted and split
+    once, and taken as plain lists (taking a large table's rows from pandas one by one cost more than the work
+    done with them, in aligning and in the repair sequences)."""
+    if table.empty:
+        return {}
+    ordered = table.sort_values([*by, order], kind="stable")
+    values = {c: ordered[c].tolist() for c in dict.fromkeys((*by, *fields))}
+    keys = list(zip(*(values[c] for c in by), strict=True))
+    groups: dict[tuple, dict[str, list]] = {}
+    start = 0
+    for i in range(1, len(keys) + 1):
+        if i == len(keys) or keys[i] != keys[start]:
+            groups[keys[start]] = {c: v[start:i] for c, v in values.items()}
+            start = i
+    return groups
 
 
 def member(column, values):

@@ -13,14 +13,13 @@ does); in a session without any times, no window can be measured, and its ruptur
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import pandas as pd
 
 from .align import session_times
-from .files import member
+from .files import grouped, member
 from .timecode import format_time
 
 RUPTURE_TYPES = ("withdrawal", "confrontation")
@@ -87,17 +86,9 @@ def resolution_markers(codes: pd.DataFrame, turns: pd.DataFrame,
 def repair_sequences(ruptures: pd.DataFrame, resolutions: pd.DataFrame, window_s: float = 300.0) -> pd.DataFrame:
     """For each rupture, the first resolution that follows it in its session within ``window_s`` seconds."""
     rows = []
-    # each session's resolutions in order, from one sort of the whole table, as plain columns (taking a large
-    # study's markers from pandas row by row cost most of the report's sequences)
-    res = resolutions.sort_values(["transcript_id", "seq"], kind="stable")
-    fix_of = {c: res[c].tolist() for c in ("transcript_id", "seq", "time_s", "turn_id", "codes", "text")}
-    by_session: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}  # its seqs, its times, its first row
-    at = 0
-    for tid, group in itertools.groupby(fix_of["transcript_id"]):
-        n = sum(1 for _ in group)
-        by_session[tid] = (np.array(fix_of["seq"][at:at + n]), np.array(fix_of["time_s"][at:at + n], dtype=float),
-                           at)
-        at += n
+    # each session's resolutions in order: its seqs and times as arrays, and its rows
+    groups = grouped(resolutions, ["transcript_id"], "seq", ("seq", "time_s", "turn_id", "codes", "text"))
+    by_session = {tid: (np.array(g["seq"]), np.array(g["time_s"], dtype=float), g) for (tid,), g in groups.items()}
     rupture_columns = ("case", "session", "transcript_id", "turn_id", "time_s", "type", "codes", "text", "seq")
     for case, session, tid, turn_id, time_s, kind, codes, text, seq in zip(
             *(ruptures[c].tolist() for c in rupture_columns), strict=True):
@@ -109,18 +100,18 @@ def repair_sequences(ruptures: pd.DataFrame, resolutions: pd.DataFrame, window_s
             row["status"] = "no_time"
             rows.append(row)
             continue
-        fix = None
+        fix, fixes = None, None
         if tid in by_session:
-            seqs, times, first = by_session[tid]
+            seqs, times, fixes = by_session[tid]
             start = int(np.searchsorted(seqs, seq, side="right"))  # the resolutions after the rupture turn
             within = np.flatnonzero(times[start:] - time_s <= window_s)
-            fix = first + start + int(within[0]) if len(within) else None
+            fix = start + int(within[0]) if len(within) else None
         if fix is None:
             row["status"] = "unrepaired"
         else:
-            repair_s = float(fix_of["time_s"][fix])
-            row.update({"repair_turn_id": fix_of["turn_id"][fix], "repair_s": repair_s,
-                        "repair_codes": fix_of["codes"][fix], "repair_text": fix_of["text"][fix],
+            repair_s = float(fixes["time_s"][fix])
+            row.update({"repair_turn_id": fixes["turn_id"][fix], "repair_s": repair_s,
+                        "repair_codes": fixes["codes"][fix], "repair_text": fixes["text"][fix],
                         "time_to_repair_s": max(0.0, repair_s - float(time_s)), "status": "repaired"})
         rows.append(row)
     out = pd.DataFrame(rows, columns=SEQUENCE_COLUMNS).astype(
