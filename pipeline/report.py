@@ -290,7 +290,7 @@ def _code_charts(counted: Counted, figures: Figures) -> list[tuple[Path, str]]:
 
 def _timelines(runs: list, turns: pd.DataFrame, segments: pd.DataFrame, figures: Figures) -> list[tuple]:
     """Per session transcript: (case, session, its timeline, from the automatic suggestions), the timeline None
-    when it has no times."""
+    when it has no times (the automatic suggestions cover every session; coders may code a part)."""
     primary = next((r for r in runs if r.source == AUTO), runs[0])
     aligned = segments[segments["status"] == "aligned"]
     # each session's rows, split once; only the columns a timeline draws (its cache key hashes what it gets)

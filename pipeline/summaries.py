@@ -587,7 +587,6 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
     codes, srcs, units = counted.codes, counted.sources, counted.units
     names = code_names(codebook)
     runs = sequence_runs(study, tables, codes) if runs is None else runs
-    primary = AUTO  # the timelines: the automatic suggestions cover every session; coders may code a part
     agreement = agreement_table(study)
     now = now or datetime.now(UTC).isoformat(timespec="seconds")
     words = word_count(turns["text"])  # once for both tables: splitting every text is slow
@@ -621,7 +620,7 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
                                    columns=["setting", "value"])
     out["Inputs"] = pd.DataFrame(audit["inputs"], columns=["file", "transcript_id", "kind", "sha256"])
     out["Warnings"] = pd.DataFrame({"warning": list(audit["warnings"])})
-    return ReportData(out, srcs, runs, units, agreement, {"primary": primary, "now": now})
+    return ReportData(out, srcs, runs, units, agreement, {"now": now})
 
 
 def _setting(v) -> str:
