@@ -338,7 +338,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
         state = {}
     blind = bool(study.settings.blind)
     written = []
-    jobs: list = []
+    jobs: list[_Job] = []
     today = datetime.now().strftime("%Y-%m-%d")
     sessions = turns[turns["kind"] == "session"]
     auto, auto_tids = _auto_by_transcript(codes, sessions, segments)
@@ -400,16 +400,16 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
             about = f"Transcript {tid}, coder {coder}; codebook: {codebook.title or '(untitled)'}" + (
                 f", version {codebook.version}" if codebook.version else "") + "."
             state[key] = {"digest": digest, "inputs": inputs}
-            job = (path, (kind, header, rows, codebook, carried, removed),
-                   {"blind": blind, "layout": layout, "digest": digest, "about": about}, [])
+            job = _Job(path, (kind, header, rows, codebook, carried, removed),
+                       {"blind": blind, "layout": layout, "digest": digest, "about": about})
             if not carried and not removed and layout == Layout():
                 if plain is not None:  # the same workbook but for the coder's name: a copy of that one
-                    plain[3].append((path, about))
+                    plain.copies.append((path, about))
                     continue
                 plain = job
             jobs.append(job)
     for job, shas in zip(jobs, _write_all(jobs, study, progress), strict=True):
-        for path, sha in zip(_paths(job), shas, strict=True):
+        for path, sha in zip(job.paths(), shas, strict=True):
             state[study.relative(path)]["sha256"] = sha
             written.append(path)
     write_text(state_path, json.dumps(state, indent=1, sort_keys=True))
@@ -428,20 +428,27 @@ def _auto_by_transcript(codes: pd.DataFrame, sessions: pd.DataFrame, segments: p
 PARALLEL_FROM = 8
 
 
-def _paths(job: tuple) -> list[Path]:
-    """The workbooks a job writes: its own, and its copies for other coders."""
-    return [job[0], *(path for path, _ in job[3])]
+@dataclass
+class _Job:
+    """A workbook to write (``write_workbook(path, *args, **kwargs)``), and its copies for coders with nothing of
+    theirs in it: (path, the "How to code" line that names the coder)."""
+
+    path: Path
+    args: tuple
+    kwargs: dict
+    copies: list[tuple[Path, str]] = field(default_factory=list)
+
+    def paths(self) -> list[Path]:
+        return [self.path, *(path for path, _ in self.copies)]
 
 
-def _write_job(job: tuple) -> list[str]:
-    """Write a workbook, and its copies (path, about) for coders with nothing of theirs in it; the sha256 of
-    each."""
-    path, args, kwargs, copies = job
-    write_workbook(path, *args, **kwargs)
-    for other, about in copies:
-        if not copy_for_coder(path, other, kwargs["about"], about):
-            write_workbook(other, *args, **{**kwargs, "about": about})
-    return [sha256_file(p) for p in _paths(job)]
+def _write_job(job: _Job) -> list[str]:
+    """Write a job's workbook and its copies; the sha256 of each."""
+    write_workbook(job.path, *job.args, **job.kwargs)
+    for other, about in job.copies:
+        if not copy_for_coder(job.path, other, job.kwargs["about"], about):
+            write_workbook(other, *job.args, **{**job.kwargs, "about": about})
+    return [sha256_file(p) for p in job.paths()]
 
 
 def copy_for_coder(source: Path, path: Path, about: str, other: str) -> bool:
@@ -459,15 +466,15 @@ def copy_for_coder(source: Path, path: Path, about: str, other: str) -> bool:
     return True
 
 
-def _write_all(jobs: list, study, progress=None) -> list[list[str]]:
+def _write_all(jobs: list[_Job], study, progress=None) -> list[list[str]]:
     """Write every workbook; the sha256 of each, by job.  Workers are forked, so the jobs are not copied to
     them.  ``progress`` is told of each workbook once it is written."""
     from .parallel import each
 
-    def done(job: tuple) -> None:
-        for path in _paths(job):
+    def done(job: _Job) -> None:
+        for path in job.paths():
             progress(study.relative(path))
 
     if progress and jobs:
-        progress.stage("writing workbooks", sum(len(_paths(job)) for job in jobs))
+        progress.stage("writing workbooks", sum(len(job.paths()) for job in jobs))
     return each(_write_job, jobs, PARALLEL_FROM, progress and done)
