@@ -139,3 +139,38 @@ def test_docx_label_only_paragraphs_and_teams_headings_with_a_tab(tmp_path):
     assert [(t.speaker, t.text, t.start_s, t.line) for t in parsed.turns] == [
         ("Ruiz, Ana", "Hi.", 3, 3), ("Doe, Jane (Guest)", "Hello. Still me.", 3723, 4)]
     assert any("2 paragraph(s) before the first speaker label" in w for w in parsed.warnings)
+
+
+def test_docx_table_with_merged_cells_reads_each_cell_once(tmp_path):
+    """A speaker cell merged down over two turns gives both the speaker; a cell merged across two columns is
+    one cell (python-docx's rules for merged cells)."""
+    document = docx.Document()
+    table = document.add_table(rows=4, cols=4)
+    for row, values in enumerate([["Time", "Speaker", "Text", ""], ["00:00:05", "Therapist", "How are you?", ""],
+                                  ["00:00:09", "", "Take your time.", ""], ["00:00:15", "Client", "Tired.", ""]]):
+        for col, value in enumerate(values):
+            table.cell(row, col).text = value
+    table.cell(1, 1).merge(table.cell(2, 1))
+    for row in range(4):
+        table.cell(row, 2).merge(table.cell(row, 3))
+    document.save(tmp_path / "merged.docx")
+    parsed = read_transcript(tmp_path / "merged.docx")
+    assert [(t.start_s, t.speaker, t.text) for t in parsed.turns] == [
+        (5, "Therapist", "How are you?"), (9, "Therapist", "Take your time."), (15, "Client", "Tired.")]
+
+
+def test_docx_main_part_is_found_by_its_relationship(tmp_path):
+    """Word names the main part word/document.xml, but the package's relationships say where it is."""
+    import zipfile
+
+    plain = save_docx(tmp_path / "plain.docx", [f"{hms(t)} {who}: {text}" for t, who, text in SESSION])
+    renamed = tmp_path / "renamed.docx"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(renamed, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            name = item.filename.replace("document.xml", "body.xml")
+            if name in ("_rels/.rels", "[Content_Types].xml"):
+                data = data.replace(b"word/document.xml", b"word/body.xml")
+            dst.writestr(name, data)
+    got = [(round(t.start_s), t.speaker, t.text) for t in read_transcript(renamed).turns]
+    assert got == SESSION
