@@ -159,6 +159,27 @@ def test_docx_table_with_merged_cells_reads_each_cell_once(tmp_path):
         (5, "Therapist", "How are you?"), (9, "Therapist", "Take your time."), (15, "Client", "Tired.")]
 
 
+def test_a_title_row_above_a_tables_header_is_skipped_with_a_warning(tmp_path):
+    header = [["Time", "Speaker", "Text"]] + [[hms(t), who, text] for t, who, text in SESSION]
+    document = docx.Document()
+    table = document.add_table(rows=len(header) + 1, cols=3)
+    table.cell(0, 0).merge(table.cell(0, 2)).text = "D01 session 3, recorded 2024"
+    for row, values in enumerate(header, 1):
+        for col, value in enumerate(values):
+            table.cell(row, col).text = value
+    document.save(tmp_path / "titled.docx")
+    book = openpyxl.Workbook()
+    for row in [["Session 3"], [], *header]:
+        book.active.append(row)
+    book.save(tmp_path / "titled.xlsx")
+    for name, where in (("titled.docx", "row 1"), ("titled.xlsx", "row 1")):
+        parsed = read_transcript(tmp_path / name)
+        assert [(round(t.start_s), t.speaker, t.text) for t in parsed.turns] == SESSION, name
+        assert [w for w in parsed.warnings if "above the header row" in w] == [
+            f"{tmp_path / name}, {where}: above the header row, so not read as turns (a title); check that no "
+            "turn is missing."], name
+
+
 def test_docx_main_part_is_found_by_its_relationship(tmp_path):
     """Word names the main part word/document.xml, but the package's relationships say where it is."""
     import zipfile

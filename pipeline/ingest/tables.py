@@ -123,19 +123,28 @@ def _columns_by_content(rows: list[Row]) -> dict[str, tuple[int, float]]:
     return columns
 
 
+HEADER_WITHIN = 3  # the rows a table's header is looked for in: a title row or two may be above it
+
+
 def table_turns(rows: list[Row], path: Path | str, unit: str = "row") -> Parsed | None:
     """The turns of a table's rows; None when no column holds the text (the caller says what is wrong)."""
     rows = [(n, list(cells)) for n, cells in rows if any(_cell_text(c) for c in cells)]
     if not rows:
         return None
-    columns = _columns_by_header(rows[0][1])
-    if "text" in columns and len(columns) >= 2:
-        rows = rows[1:]
+    above: list[Row] = []  # title rows above the header ("Session 3, client A", merged across the table)
+    for at, (_, cells) in enumerate(rows[:HEADER_WITHIN]):
+        columns = _columns_by_header(cells)
+        if "text" in columns and len(columns) >= 2:
+            above, rows = rows[:at], rows[at + 1:]
+            break
     else:
         columns = _columns_by_content(rows)
     if "text" not in columns or not rows:
         return None
     parsed = Parsed()
+    if above:
+        parsed.warnings.append(f"{path}, {unit} {', '.join(str(n) for n, _ in above)}: above the header row, so "
+                               "not read as turns (a title); check that no turn is missing.")
 
     def cell(cells: list[object], kind: str) -> object:
         col = columns.get(kind)
