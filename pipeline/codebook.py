@@ -523,6 +523,7 @@ def _check_pattern(pattern: Any) -> str:
     global _PATTERN_VOCAB
     if not isinstance(pattern, list) or not pattern or not all(isinstance(t, dict) for t in pattern):
         return "a token pattern is a list of token descriptions such as [{LEMMA: feel}, {LOWER: unheard}]"
+    import pipeline.spacy_import  # noqa: F401  # isort: skip (first: spaCy without its command line)
     from spacy.matcher import Matcher
     from spacy.vocab import Vocab
 

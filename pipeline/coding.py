@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pipeline.spacy_import  # noqa: F401  # isort: skip (first: spaCy without its command line)
 from spacy.attrs import LEMMA, LOWER, ORTH, SPACY
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc

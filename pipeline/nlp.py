@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy
+
+import pipeline.spacy_import  # noqa: F401  # isort: skip (first: spaCy without its command line)
 import spacy
 from spacy.attrs import LEMMA, ORTH
 from spacy.language import Language

@@ -243,3 +243,33 @@ def test_a_re_run_with_nothing_changed_imports_no_writer_of_workbooks_documents_
     out = subprocess.run([sys.executable, "-c", NOTHING_CHANGED, str(demo_study)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "[]\n"
+
+
+SPACY_WITHOUT_COMMAND_LINE = """
+import sys
+import pipeline.coding
+import spacy
+
+print(sorted(m for m in ("typer", "weasel", "requests", "spacy.cli") if m in sys.modules))
+print(spacy.blank("en")("I felt unheard.")[1].text)
+print(spacy.info()["spacy_version"] == spacy.__version__)
+import spacy.cli
+
+print(callable(spacy.cli.download), "typer" in sys.modules)
+"""
+
+
+def test_spacy_is_imported_without_its_command_line_which_still_works_when_asked_for():
+    """The process that codes a changed transcript waits for spaCy's import, a third of which is its command
+    line; the pipeline never uses it, but other code in the process still may."""
+    out = subprocess.run([sys.executable, "-c", SPACY_WITHOUT_COMMAND_LINE], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["[]", "felt", "True", "True True"]
+
+
+def test_a_spacy_that_needs_its_command_line_to_import_is_imported_whole():
+    """Should a spaCy import more of its command line than the stand-in has, it is imported the usual way."""
+    script = "import sys, types\nsys.modules['spacy.cli.info'] = types.ModuleType('spacy.cli.info')\n"
+    out = subprocess.run([sys.executable, "-c", script + SPACY_WITHOUT_COMMAND_LINE], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["['requests', 'spacy.cli', 'typer', 'weasel']", "felt", "True", "True True"]
