@@ -3,8 +3,8 @@
 ``import spacy`` also imports spaCy's command line (typer, weasel, httpx, requests, a model downloader): a third
 of the import, only to offer ``spacy.info``.  The process that codes a changed transcript waits for that import,
 so the pipeline imports spaCy with the command line left out (upstream work to make it lazy: explosion/spaCy
-#12962, #13933; once a spaCy release does, this module has nothing left to do).  ``spacy.info`` still works: it imports the
-command line when called, and so does ``import spacy.cli``.
+#12962, #13933; once a spaCy release does, this module has nothing left to do).  ``spacy.info`` still works:
+it imports the command line when called, and so does ``import spacy.cli``.
 """
 
 from __future__ import annotations
