@@ -43,7 +43,7 @@ def _key(args: tuple, kwargs: dict) -> str:
             parts.append(f"{columns!r}:{hashlib.sha256(hashed).hexdigest()}")
         elif not isinstance(value, Path):
             parts.append(repr(value))
-    return sha256_text(__version__, "key 3", *parts)
+    return sha256_text(__version__, "key 4", *parts)
 
 
 def _stored_key(path: Path) -> str:
@@ -236,11 +236,14 @@ class _Frame:
     marks: dict
     links: object
     title: object
+    after: object  # covers the frame's clock after the session's end
+    end: object  # a dashed line at the session's end
 
 
 @functools.lru_cache(maxsize=16)  # one per length of session (5-minute steps)
 def _timeline_frame(end: float, segment_s: float) -> _Frame:
     from matplotlib.collections import LineCollection
+    from matplotlib.patches import Rectangle
     from matplotlib.ticker import FuncFormatter, MultipleLocator
 
     fig = _figure(WIDTH_IN, 2.4)
@@ -253,7 +256,7 @@ def _timeline_frame(end: float, segment_s: float) -> _Frame:
     ax.set_ylim(-0.6, len(LANES) - 0.4)
     ax.xaxis.set_major_formatter(FuncFormatter(time_label))
     ax.tick_params(axis="x", labelsize=7)
-    ax.set_xlabel("session time (shaded bands: 5-minute segments)", fontsize=7)
+    ax.set_xlabel("session time (shaded bands: 5-minute segments; dashed line: the end of the session)", fontsize=7)
     ax.spines[["top", "right", "left"]].set_visible(False)
     ax.tick_params(axis="y", length=0)
     for k in range(0, int(end // segment_s), 2):
@@ -261,12 +264,15 @@ def _timeline_frame(end: float, segment_s: float) -> _Frame:
     ax.set_xlim(-0.01 * end, end * 1.02)
     ax.xaxis.set_major_locator(MultipleLocator(segment_s if end <= 6 * segment_s else 2 * segment_s))
     links = ax.add_collection(LineCollection([], colors="#8c8c8c", linewidths=0.8, zorder=2, animated=True))
+    after = ax.add_patch(Rectangle((end, 0), 0, 1, transform=ax.get_xaxis_transform(), facecolor=fig.get_facecolor(),
+                                   linewidth=0, zorder=1, animated=True))
+    end_line = ax.axvline(end, color="#8c8c8c", linewidth=0.8, linestyle=(0, (3, 2)), zorder=1, animated=True)
     marks = {name: ax.scatter([], [], color=COLORS[name], zorder=3, animated=True, **style)
              for name, style in _MARKS.items()}
     title = ax.set_title("", fontsize=9, loc="left")
     title.set_animated(True)
     fig.canvas.draw()
-    return _Frame(fig, ax, fig.canvas.copy_from_bbox(fig.bbox), marks, links, title)
+    return _Frame(fig, ax, fig.canvas.copy_from_bbox(fig.bbox), marks, links, title, after, end_line)
 
 
 @drawn_once
@@ -275,7 +281,7 @@ def timeline_figure(title: str, duration_s: float, ruptures: pd.DataFrame, resol
     """One session on its clock: rupture markers by type, resolution strategies, a line from each repaired
     rupture to its repair, the IPR stops of client and therapist, and the 5-minute segments shaded.  The clock
     runs to the end of the session's last 5-minute segment, so that sessions of about the same length share a
-    frame."""
+    frame; a dashed line marks the session's end, and the clock after it is left blank."""
     import numpy as np
 
     duration = duration_s if duration_s == duration_s else 0.0
@@ -298,9 +304,13 @@ def timeline_figure(title: str, duration_s: float, ruptures: pd.DataFrame, resol
     for who in ("client", "therapist"):
         frame.marks[who].set_offsets(at(stops.loc[stops["participant"] == who, "session_s"], f"{who} IPR stops"))
     frame.title.set_text(title)
+    frame.after.set_x(duration)
+    frame.after.set_width(frame.ax.get_xlim()[1] - duration)
+    frame.end.set_xdata([duration, duration])
     canvas = frame.fig.canvas
     canvas.restore_region(frame.background)
-    for artist in (frame.links, *frame.marks.values(), frame.title):
+    ended = (frame.after, frame.end, frame.ax.spines["bottom"]) if duration else ()  # (the spine: under the cover)
+    for artist in (*ended, frame.links, *frame.marks.values(), frame.title):
         frame.ax.draw_artist(artist)
     return _save_drawn(canvas, path)
 

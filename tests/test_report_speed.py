@@ -141,6 +141,30 @@ def test_a_timeline_draws_the_session_over_its_frame(tmp_path):
         assert np.asarray(drawn.convert("L").crop(title)).tolist() != np.asarray(bare.convert("L").crop(title)).tolist()
 
 
+def test_a_timeline_leaves_its_clock_blank_after_the_session_and_marks_the_end(tmp_path):
+    """Sessions of about the same length share a frame whose clock runs to the next 5-minute mark: after the
+    session's end the shaded band is covered, and a dashed line marks the end.  A longer session in the same
+    frame shows the band whole."""
+    short = _timeline(tmp_path, "short", 0, 660.0)  # 11 minutes: the frame runs to 15:00, bands 0-5 and 10-15
+    long = _timeline(tmp_path, "long", 0, 890.0)
+    timeline_figure(*short)
+    timeline_figure(*long)
+
+    def x(seconds: float) -> int:  # the frame's axes: 20% to 98% of the width, the clock from -1% to 102% of 15:00
+        left, right = 0.2 * 1040, 0.98 * 1040
+        return round(left + (seconds + 9) / (918 + 9) * (right - left))
+
+    band = "#f2f2f2"
+    with Image.open(short[-1]) as s, Image.open(long[-1]) as g:
+        rows = (0, 200)  # above the lowest lanes, below the title
+        for when, in_short, in_long in ((630, True, True), (760, False, True), (850, False, True)):
+            box = (x(when) - 2, rows[0] + 60, x(when) + 2, rows[1])
+            assert _has_colour(s, band, box) == in_short, when
+            assert _has_colour(g, band, box) == in_long, when
+        end = (x(660) - 3, 60, x(660) + 3, 200)  # a grey line there, in the short one only
+        assert np.asarray(s.convert("L").crop(end)).min() < 215 <= np.asarray(g.convert("L").crop(end)).min()
+
+
 def test_figures_drawn_by_workers_are_those_drawn_here(tmp_path):
     for folder in ("here", "workers"):
         (tmp_path / folder).mkdir()
