@@ -390,6 +390,7 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
     # second process makes the first while this one writes the workbooks.
     key = _report_key(study, codebook, log)
     made = [study.reports / f for f in ("summary.docx", "tables.xlsx", "agreement.csv", "suggestions_vs_coders.csv")]
+    made += [study.root / f for f in _json(study.interim / "report_state.json").get("figures", [])]
     with beside(_make_report if _done_before(study, "report", key, made) is None else None,
                 study, log, codebook, entries, key) as report:
         run_export(study, log, codebook, entries, progress=progress)
@@ -418,7 +419,8 @@ def _make_report(study: Study, log: RunLog, codebook, entries, key: str) -> None
     """The agreement, then the report (whose tables.xlsx has the agreement's sheets), and its state."""
     run_agreement(study, log, codebook, entries, tables=False)
     run_report(study, log, codebook)
-    _done(study, "report", key)
+    figures = sorted(study.relative(p) for p in (study.reports / "figures").glob("*.png"))  # (only the report's)
+    _done(study, "report", key, figures=figures)
 
 
 def check_entries_for_names(study: Study, entries) -> None:

@@ -227,6 +227,20 @@ def test_after_a_change_a_run_with_nothing_changed_does_nothing_again(demo_study
     assert report.stat().st_mtime_ns == made
 
 
+def test_a_report_figure_deleted_by_hand_is_drawn_again(demo_study):
+    """Every output of the report is checked, not only the document: the figures are files researchers use."""
+    analyze(demo_study)
+    figures = demo_study / "reports" / "figures"
+    timeline = sorted(figures.glob("timeline_*.png"))[0]
+    drawn = timeline.read_bytes()
+    timeline.unlink()
+    analyze(demo_study)
+    assert timeline.read_bytes() == drawn
+    shutil.rmtree(figures)
+    analyze(demo_study)
+    assert timeline.read_bytes() == drawn
+
+
 NOTHING_CHANGED = """
 import sys
 from pipeline.stages import run_all
