@@ -26,8 +26,9 @@ def _open(path: Path):
     """
     from zipfile import ZipFile
 
-    from docx.blkcntnr import BlockItemContainer  # python-docx; imported here so that a study without Word
-    from docx.oxml.ns import qn  # files does not load it
+    # python-docx, imported here so that a study without Word files does not load it
+    from docx.blkcntnr import BlockItemContainer
+    from docx.oxml.ns import qn
     from docx.oxml.parser import parse_xml
 
     try:
