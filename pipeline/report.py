@@ -403,9 +403,8 @@ def _section_exemplars(d: WordDoc, out, names) -> None:
                 p = d.para()
                 bold_evidence(p, cell_text(r["session excerpt"], 900), r["evidence"], size=9.5)
                 if r["recall"]:
-                    p = d.para()
-                    run = p.add_run(f"What the {r['participant']} recalled (video {r['video time']}): ")
-                    run.font.size, run.italic = Pt(8), True
+                    p = d.para(f"What the {r['participant']} recalled (video {r['video time']}): ", italic=True,
+                               size=8)
                     bold_evidence(p, cell_text(r["recall"], 900), "", size=8, italic=True)
                     p.paragraph_format.left_indent = Cm(0.8)
 
