@@ -206,16 +206,12 @@ _RUN_BREAKS = re.compile(r"([\t\r\n])")
 
 
 def _add_text(r, text: str) -> None:
-    """``run.text = text`` into a ``<w:r>`` element, as python-docx does it (a tab as ``<w:tab/>``, a line break
-    as ``<w:br/>``, the rest in ``<w:t>``), a piece at a time: python-docx walks the text one character at a time,
-    which made long texts a large part of writing the report."""
-    for part in _RUN_BREAKS.split(text):
-        if part == "\t":
-            r.add_tab()
-        elif part in ("\r", "\n"):
-            r.add_br()
-        elif part:
-            r.add_t(part)
+    """``run.text = text`` into a ``<w:r>`` element (see :func:`_text_xml`)."""
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    for element in parse_xml(f"<w:r {nsdecls('w')}>{_text_xml(text)}</w:r>"):
+        r.append(element)
 
 
 _BAD_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -226,8 +222,6 @@ def _run_xml(text: str, bold: bool | None = None, italic: bool | None = None, si
     """One ``<w:r>`` as python-docx writes it for ``run.bold``, ``run.italic``, ``run.font.size``,
     ``run.font.color.rgb`` and ``run.text`` (the properties in the schema's order; characters XML cannot hold are
     dropped); no run for no text."""
-    from xml.sax.saxutils import escape
-
     if not text:
         return ""
     props = ""
@@ -238,6 +232,15 @@ def _run_xml(text: str, bold: bool | None = None, italic: bool | None = None, si
         props += f'<w:color w:val="{color.upper()}"/>'
     if size:
         props += f'<w:sz w:val="{round(size * 2)}"/>'
+    return f"<w:r>{f'<w:rPr>{props}</w:rPr>' if props else ''}{_text_xml(text)}</w:r>"
+
+
+def _text_xml(text: str) -> str:
+    """A run's text as python-docx writes ``run.text`` (a tab as ``<w:tab/>``, a line break as ``<w:br/>``, the
+    rest in ``<w:t>``, characters XML cannot hold dropped), made as XML text: python-docx walks the text one
+    character at a time, which made long texts a large part of writing the report."""
+    from xml.sax.saxutils import escape
+
     inner = []
     for part in _RUN_BREAKS.split(_BAD_XML.sub("", text)):
         if part == "\t":
@@ -247,7 +250,7 @@ def _run_xml(text: str, bold: bool | None = None, italic: bool | None = None, si
         elif part:
             space = ' xml:space="preserve"' if len(part.strip()) < len(part) else ""
             inner.append(f"<w:t{space}>{escape(part)}</w:t>")
-    return f"<w:r>{f'<w:rPr>{props}</w:rPr>' if props else ''}{''.join(inner)}</w:r>"
+    return "".join(inner)
 
 
 def add_runs(p, runs: list[tuple[str, dict]]) -> None:
