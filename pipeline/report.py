@@ -112,12 +112,18 @@ def _document(study, codebook, tables: dict[str, pd.DataFrame], audit: dict, dat
     return d
 
 
+def report_figures(figures_dir: Path) -> list[Path]:
+    """The PNG files in ``figures_dir`` that reports draw (a researcher's own figures there are left alone)."""
+    if not figures_dir.is_dir():
+        return []
+    return sorted(p for p in figures_dir.glob("*.png") if p.name.startswith(("timeline_", "code_frequencies")))
+
+
 def _remove_stale_figures(figures_dir: Path, written: list[Path]) -> None:
     keep = {p.resolve() for p in written}
-    if figures_dir.is_dir():
-        for p in figures_dir.glob("*.png"):
-            if (p.name.startswith(("timeline_", "code_frequencies")) and p.resolve() not in keep):
-                p.unlink()
+    for p in report_figures(figures_dir):
+        if p.resolve() not in keep:
+            p.unlink()
 
 
 def _at_a_glance(d: WordDoc, data: ReportData, segments: pd.DataFrame) -> None:

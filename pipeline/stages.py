@@ -146,14 +146,17 @@ def _json(path: Path) -> dict:
 
 
 def _done_before(study: Study, step: str, key: str, outputs) -> dict | None:
-    """What ``step`` kept when it last ran from inputs with this ``key``, if every output it made is still there:
-    then its work need not be done again.  None when it must be."""
+    """What ``step`` kept when it last ran from inputs with this ``key``, if every output it made is still there
+    (``outputs``, and those its state lists as ``made``): then its work need not be done again.  None when it
+    must be."""
     state = _json(study.interim / f"{step}_state.json")
-    return state if state.get("key") == key and all(Path(p).exists() for p in outputs) else None
+    made = [study.root / f for f in state.get("made", [])]
+    return state if state.get("key") == key and all(Path(p).exists() for p in [*outputs, *made]) else None
 
 
 def _done(study: Study, step: str, key: str, **kept) -> None:
-    """Record that ``step`` ran from inputs with this ``key`` (written last, after its outputs)."""
+    """Record that ``step`` ran from inputs with this ``key`` (written last, after its outputs); ``made``: the
+    outputs known only once it ran (paths from the study folder), checked by :func:`_done_before`."""
     write_text(study.interim / f"{step}_state.json", json.dumps({"key": key, **kept}))
 
 
@@ -390,7 +393,6 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
     # second process makes the first while this one writes the workbooks.
     key = _report_key(study, codebook, log)
     made = [study.reports / f for f in ("summary.docx", "tables.xlsx", "agreement.csv", "suggestions_vs_coders.csv")]
-    made += [study.root / f for f in _json(study.interim / "report_state.json").get("figures", [])]
     with beside(_make_report if _done_before(study, "report", key, made) is None else None,
                 study, log, codebook, entries, key) as report:
         run_export(study, log, codebook, entries, progress=progress)
@@ -418,9 +420,10 @@ def _ready_for_report() -> None:
 def _make_report(study: Study, log: RunLog, codebook, entries, key: str) -> None:
     """The agreement, then the report (whose tables.xlsx has the agreement's sheets), and its state."""
     run_agreement(study, log, codebook, entries, tables=False)
+    from .report import report_figures
+
     run_report(study, log, codebook)
-    figures = sorted(study.relative(p) for p in (study.reports / "figures").glob("*.png"))  # (only the report's)
-    _done(study, "report", key, figures=figures)
+    _done(study, "report", key, made=[study.relative(p) for p in report_figures(study.reports / "figures")])
 
 
 def check_entries_for_names(study: Study, entries) -> None:

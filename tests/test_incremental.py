@@ -239,6 +239,15 @@ def test_a_report_figure_deleted_by_hand_is_drawn_again(demo_study):
     shutil.rmtree(figures)
     analyze(demo_study)
     assert timeline.read_bytes() == drawn
+    own = figures / "my_own_plot.png"  # a researcher's own figure is not the report's: gone, it remakes nothing
+    own.write_bytes(drawn)
+    timeline.unlink()  # the report made again, with the researcher's figure beside its own
+    report = demo_study / "reports" / "summary.docx"
+    analyze(demo_study)
+    made = report.stat().st_mtime_ns
+    own.unlink()
+    analyze(demo_study)
+    assert report.stat().st_mtime_ns == made
 
 
 NOTHING_CHANGED = """
