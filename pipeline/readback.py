@@ -97,7 +97,35 @@ def read_workbooks(study, code_ids) -> ReadBack:
     if reused:
         old = previous[previous["workbook"].isin(reused)]
         entries = pd.concat([old, entries], ignore_index=True) if len(entries) else old.reset_index(drop=True)
-    return ReadBack(entries, problems, signatures)
+    return ReadBack(entries, problems + units_in_two_workbooks(entries), signatures)
+
+
+def units_in_two_workbooks(entries: pd.DataFrame) -> list[Problem]:
+    """One problem per pair of a coder's workbooks that code the same units: a copy of a workbook left in the
+    coder's folder ("D01_S3_session (1).xlsx", a backup made by hand).  Which of the two holds the coder's
+    decision cannot be told, and reading both would mix an old copy's codes into the new ones."""
+    live = entries[entries["sheet"] != REMOVED_SHEET]
+    twice = live[live.duplicated(["coder", "unit_id"], keep=False)]
+    first: dict[tuple[str, str], tuple[str, str, int]] = {}
+    pairs: dict[tuple[str, str], list] = {}  # (copy, the other) -> [units, sheet, row, the other's row, unit]
+    for coder, unit, *place in zip(twice["coder"], twice["unit_id"], twice["workbook"], twice["sheet"],
+                                   twice["row"], strict=True):
+        seen = first.setdefault((coder, unit), tuple(place))
+        if seen[0] == place[0]:
+            continue
+        # the copy is named first: the longer name ("X (1).xlsx", "Copy of X.xlsx"), so that the line is the same
+        # whichever workbook was read first
+        (copy, sheet, row), (other, _, other_row) = sorted([seen, tuple(place)], key=lambda w: (-len(w[0]), w[0]))
+        pairs.setdefault((copy, other), [0, sheet, row, other_row, unit])[0] += 1
+    problems = []
+    for (copy, other), (n, sheet, row, other_row, unit) in sorted(pairs.items()):
+        more = f", and {n - 1} more of its units" if n > 1 else ""
+        folder = str(Path(copy).parent)
+        problems.append(Problem(copy, f"unit {unit} is coded here and in {other} (row {other_row}){more}",
+                                f"sheet {sheet}, row {row}",
+                                f"a coder codes a unit in one workbook: keep the one with the latest work, named "
+                                f"{Path(other).name}, and move the other out of {folder}/"))
+    return problems
 
 
 def _codes_key(code_ids) -> str:

@@ -280,3 +280,35 @@ def test_a_workbook_open_in_excel_stops_the_run(study, tmp_path):
 def test_a_file_that_is_not_a_workbook_stops_the_run(study, tmp_path):
     line = _broken(study, tmp_path, lambda coded: (coded / "coder_b" / f"{IPR}.xlsx").write_text("unit_id\n"))
     assert line.startswith(f"error: data/coded/coder_b/{IPR}.xlsx: is not a readable Excel workbook")
+
+
+def test_a_copy_of_a_workbook_in_the_coders_folder_stops_the_run(study, tmp_path):
+    """A coder's download "(1)" beside the workbook: which holds the coder's decision cannot be told, and reading
+    both would add a stale copy's codes to the coder's."""
+    def breaker(coded):
+        shutil.copy(coded / "coder_b" / f"{SESSION}.xlsx", coded / "coder_b" / f"{SESSION} (1).xlsx")
+    line = _broken(study, tmp_path, breaker)
+    assert line.startswith(f"error: data/coded/coder_b/{SESSION} (1).xlsx, sheet Turns, row ")
+    coded = [u for u in _units(study["root"] / "data" / "coded" / "coder_b" / f"{SESSION}.xlsx", "Turns")
+             if u["code 1"] or u["memo"]]
+    assert f"is coded here and in data/coded/coder_b/{SESSION}.xlsx (row " in line
+    assert f"and {len(coded) - 1} more of its units" in line
+    assert line.endswith(f"keep the one with the latest work, named {SESSION}.xlsx, and move the other out of "
+                         "data/coded/coder_b/)")
+
+
+def test_the_copy_is_named_whichever_workbook_was_read_first():
+    from pipeline.readback import ENTRY_COLUMNS, units_in_two_workbooks
+
+    def entry(coder, unit, workbook, row, sheet="Turns"):
+        return dict.fromkeys(ENTRY_COLUMNS, "") | {"coder": coder, "unit_id": unit, "workbook": workbook,
+                                                  "sheet": sheet, "row": row}
+    a, copy = "data/coded/ann/S1.xlsx", "data/coded/ann/Copy of S1.xlsx"
+    rows = [entry("ann", "u1", a, 2), entry("ann", "u2", a, 3), entry("bob", "u1", "data/coded/bob/S1.xlsx", 2),
+            entry("ann", "u1", copy, 5), entry("ann", "u2", copy, 6),
+            entry("ann", "u3", a, 4), entry("ann", "u3", copy, 7, sheet="Removed units")]  # removed: not coded
+    for order in (rows, rows[::-1]):
+        problems = units_in_two_workbooks(pd.DataFrame(order, columns=ENTRY_COLUMNS))
+        assert [(p.file, p.where) for p in problems] == [(copy, f"sheet Turns, row {5 if order is rows else 6}")]
+        assert f"is coded here and in {a} (row {2 if order is rows else 3}), and 1 more of its units" in \
+            problems[0].message
