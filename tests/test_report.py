@@ -207,6 +207,18 @@ def test_the_report_has_every_section(report):
     assert h.index("Overview") < h.index("Code frequencies") < h.index("Methods and audit trail")
 
 
+def test_every_table_repeats_its_header_row_on_each_page(report):
+    """Written as Word writes it (a bare ``w:tblHeader``): a long table stays readable on its later pages."""
+    from docx.oxml.ns import qn
+
+    _, _, doc, _ = report
+    assert len(doc.tables) > 10
+    for table in doc.tables:
+        marks = table.rows[0]._tr.findall(f"{qn('w:trPr')}/{qn('w:tblHeader')}")
+        assert len(marks) == 1 and marks[0].get(qn("w:val")) is None, table.rows[0].cells[0].text
+        assert not any(r._tr.findall(f"{qn('w:trPr')}/{qn('w:tblHeader')}") for r in table.rows[1:])
+
+
 def test_every_docx_table_equals_its_source_table(report):
     _, _, doc, tables = report
     in_doc = captioned_tables(doc)
