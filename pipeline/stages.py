@@ -442,9 +442,16 @@ def _report_key(study: Study, codebook, log: RunLog) -> str:
     of this one, and making it again (figures and all) would only cost the researcher time."""
     derived = {f"{name}.parquet" for name in AGREEMENT_TABLES}  # made with the report, from tables counted here
     tables = sorted(p for p in study.interim.glob("*.parquet") if p.name not in derived)
-    return sha256_text(__version__, codebook.digest, json.dumps(audit(study, codebook, log)["settings"]),
+    return sha256_text(__version__, _code(), codebook.digest, json.dumps(audit(study, codebook, log)["settings"]),
                        json.dumps(log.inputs), json.dumps(log.warnings),
                        *(f"{p.name}:{sha256_file(p)}" for p in tables))
+
+
+def _code() -> str:
+    """A digest of the pipeline's own code: a report made by other code (an update of the pipeline, a change of
+    how the report looks) is made again, though the version number may be the same."""
+    package = Path(__file__).parent
+    return sha256_text(*(f"{p.relative_to(package)}:{sha256_file(p)}" for p in sorted(package.rglob("*.py"))))
 
 
 def check_for_leaks(study: Study) -> None:

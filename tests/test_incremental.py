@@ -250,6 +250,18 @@ def test_a_report_figure_deleted_by_hand_is_drawn_again(demo_study):
     assert report.stat().st_mtime_ns == made
 
 
+def test_a_report_made_by_other_code_is_made_again(demo_study, monkeypatch):
+    """An update of the pipeline (or a change of how the report looks) with the same version number: the report
+    of the last run is not what this code makes."""
+    analyze(demo_study)
+    report = demo_study / "reports" / "summary.docx"
+    made = report.stat().st_mtime_ns
+    assert pipeline.stages._code() == pipeline.stages._code()  # the same code, the same digest
+    monkeypatch.setattr(pipeline.stages, "_code", lambda: "other code")
+    analyze(demo_study)
+    assert report.stat().st_mtime_ns != made
+
+
 NOTHING_CHANGED = """
 import sys
 from pipeline.stages import run_all
