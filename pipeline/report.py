@@ -100,16 +100,52 @@ def _document(study, codebook, tables: dict[str, pd.DataFrame], audit: dict, dat
     d.para("Every table of this report is also a sheet of reports/tables.xlsx (named in each caption), and every "
            "figure a PNG file in reports/figures/.", size=9, color="595959")
 
+    # The body stays a summary whatever the study's size; what grows with it (a row per rupture, a figure per
+    # session, a table per moment) is in appendices after the audit trail.
+    appendices = _appendices(d, out, turns, timelines)
+    letters = {key: chr(ord("A") + i) for i, (key, *_) in enumerate(appendices)}
     _at_a_glance(d, data, segments)
     _section_overview(d, out, turns)
     _section_alignment(d, out, segments)
     _section_codes(d, data, codebook, coders, charts)
-    _section_sequences(d, data, study, turns, timelines)
-    _section_both_sides(d, out, data)
+    _section_sequences(d, data, study, turns, letters)
+    _section_both_sides(d, out, letters)
     _section_exemplars(d, out, names)
     _section_agreement(d, out, coders)
     _section_methods(d, out, study, audit, coders, now)
+    for key, title, landscape, write in appendices:
+        new_section = d.landscape != landscape
+        d.orientation(landscape)
+        heading = d.heading(f"Appendix {letters[key]}. {title}", 1)
+        if not new_section:  # (a new section starts a new page of its own)
+            heading.paragraph_format.page_break_before = True
+        write(d)
+    d.orientation(False)
     return d
+
+
+def _appendices(d: WordDoc, out: dict[str, pd.DataFrame], turns: pd.DataFrame, timelines: list[tuple]) -> list:
+    """(key, title, landscape, writer of its content) of each appendix the study has, in order."""
+    found = []
+    if len(out["Rupture sequences"]):  # the sequences need the width of a landscape page
+        found.append(("sequences", "Each rupture marker and its repair", True, lambda d: _appendix_sequences(d, out)))
+    if (turns["kind"] == "session").any():
+        found.append(("segments", "Ruptures per 5-minute segment",
+                      not d.fits_portrait(out["Ruptures per 5 minutes"], "Ruptures per 5 minutes"),
+                      lambda d: _appendix_segments(d, out)))
+    if timelines:
+        found.append(("timelines", "Timelines", False, lambda d: _appendix_timelines(d, timelines)))
+    if len(out["Both sides"]):
+        found.append(("moments", "Both sides of each moment", False, lambda d: _appendix_moments(d, out)))
+    return found
+
+
+def _see(letters: dict[str, str], what: dict[str, str]) -> str:
+    """Where in the appendices each of ``what`` (appendix key -> what it holds) is; empty when none is."""
+    parts = [f"{text} (Appendix {letters[key]})" for key, text in what.items() if key in letters]
+    if not parts:
+        return ""
+    return "In the appendices: " + (parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]) + "."
 
 
 def report_figures(figures_dir: Path) -> list[Path]:
@@ -229,11 +265,10 @@ def _section_codes(d: WordDoc, data: ReportData, codebook, coders, charts: list[
            "reports/tables.xlsx.", size=8.5, color="595959")
 
 
-def _section_sequences(d: WordDoc, data: ReportData, study, turns, timelines: list[tuple]) -> None:
+def _section_sequences(d: WordDoc, data: ReportData, study, turns, letters: dict[str, str]) -> None:
     out = data.tables
     window = float(getattr(study.settings, "repair_window_s", 300.0) or 300.0)
-    wide = len(out["Rupture sequences"]) > 0 or not d.fits_portrait(out["Repair summary"], "Repair summary")
-    d.orientation(wide)  # the sequences need the width of a landscape page
+    d.orientation(not d.fits_portrait(out["Repair summary"], "Repair summary"))
     d.heading("Rupture → repair sequences", 1)
     d.para(f"A rupture marker is a client turn with a rupture code (rupture.withdrawal.* or "
            f"rupture.confrontation.*); it counts as repaired when a therapist turn with a resolution strategy "
@@ -250,20 +285,30 @@ def _section_sequences(d: WordDoc, data: ReportData, study, turns, timelines: li
         d.para("No rupture marker was found in any session, so there are no sequences.")
     d.table("Repair summary", out["Repair summary"],
             "Ruptures, repairs and the resolution rate per session (rate: repaired of the ruptures with a time)")
-    if len(out["Rupture sequences"]):
-        d.table("Rupture sequences", out["Rupture sequences"],
-                "Each rupture marker and the first resolution strategy that follows it within the window (code "
-                "IDs in tables.xlsx)", font_pt=7.5,
-                widths={"coded by": 1.6, "case": 1.1, "session": 1.5, "rupture at": 1.7, "type": 2.3,
-                        "rupture markers": 4.2, "repair at": 1.5, "resolution strategy": 4.2,
-                        "time to repair": 1.5, "outcome": 2.0})
-    d.heading("Ruptures per 5-minute segment", 2)
+    d.para(_see(letters, {"sequences": "each rupture marker with the resolution strategy that followed it",
+                          "segments": "the ruptures of each session per 5-minute segment, as the 3RS counts them",
+                          "timelines": "a timeline of each session"}))
+    d.orientation(False)
+
+
+def _appendix_sequences(d: WordDoc, out) -> None:
+    d.para("One row per rupture marker counted in the section 'Rupture → repair sequences'.")
+    d.table("Rupture sequences", out["Rupture sequences"],
+            "Each rupture marker and the first resolution strategy that follows it within the window (code "
+            "IDs in tables.xlsx)", font_pt=7.5,
+            widths={"coded by": 1.6, "case": 1.1, "session": 1.5, "rupture at": 1.7, "type": 2.3,
+                    "rupture markers": 4.2, "repair at": 1.5, "resolution strategy": 4.2,
+                    "time to repair": 1.5, "outcome": 2.0})
+
+
+def _appendix_segments(d: WordDoc, out) -> None:
     d.para("As the 3RS does, each session is divided into 5-minute segments; the table counts, per segment, the "
            "client turns with a withdrawal or confrontation marker (a turn with both counts in both columns), the "
            "turns with a resolution strategy, and the ruptures that were repaired.")
     d.table("Ruptures per 5 minutes", out["Ruptures per 5 minutes"], "Rupture markers per 5-minute segment")
-    d.orientation(False)
-    d.heading("Timelines", 2)
+
+
+def _appendix_timelines(d: WordDoc, timelines: list[tuple]) -> None:
     for case, session, path in timelines:
         if path is None:
             d.para(f"Case {case}, session {session}: no times in the transcript, so no timeline.")
@@ -325,7 +370,7 @@ def _by(df: pd.DataFrame, keys: list[str]):
     return lambda *key: groups.get(key, empty)
 
 
-def _section_both_sides(d: WordDoc, out, data: ReportData) -> None:
+def _section_both_sides(d: WordDoc, out, letters: dict[str, str]) -> None:
     both = out["Both sides"]
     d.heading("Both sides of a moment", 1)
     if both.empty:
@@ -337,6 +382,11 @@ def _section_both_sides(d: WordDoc, out, data: ReportData) -> None:
            "the therapist) a recall.awareness.* code other than not noticing it. The codes are the coders' "
            "consensus where two or more coders coded the recall, otherwise the automatic suggestions.")
     d.table("Both sides", both, "Moments recalled by both participants, and whether each noticed a rupture")
+    d.para(_see(letters, {"moments": "the two recalls of each moment side by side, with the session excerpt"}))
+
+
+def _appendix_moments(d: WordDoc, out) -> None:
+    both = out["Both sides"]
     for i, r in enumerate(both.to_dict("records"), 1):
         if i > DOCX_MAX_MOMENTS:
             d.para(f"The first {DOCX_MAX_MOMENTS} of {len(both)} moments are shown side by side; every moment, with "

@@ -197,14 +197,24 @@ def report(tmp_path_factory):
 # --- the tests --------------------------------------------------------------------------------------------------
 
 def test_the_report_has_every_section(report):
+    """The body, then what grows with the study in appendices, each named where the body reports on it."""
     _, _, doc, _ = report
     h = headings(doc)
-    for section in ("At a glance", "Overview", "Alignment quality", "Code frequencies",
-                    "Rupture → repair sequences", "Ruptures per 5-minute segment", "Timelines",
-                    "Both sides of a moment", "Exemplars",
-                    "Agreement between coders", "Methods and audit trail", "Input files", "Warnings of the run"):
+    body = ["At a glance", "Overview", "Alignment quality", "Code frequencies", "Rupture → repair sequences",
+            "Both sides of a moment", "Exemplars", "Agreement between coders", "Methods and audit trail"]
+    appendices = ["Appendix A. Each rupture marker and its repair", "Appendix B. Ruptures per 5-minute segment",
+                  "Appendix C. Timelines", "Appendix D. Both sides of each moment"]
+    for section in body + appendices + ["Input files", "Warnings of the run"]:
         assert section in h, section
-    assert h.index("Overview") < h.index("Code frequencies") < h.index("Methods and audit trail")
+    at = [h.index(s) for s in body + appendices]
+    assert at == sorted(at)
+    texts = [p.text for p in doc.paragraphs]
+    assert ("In the appendices: each rupture marker with the resolution strategy that followed it (Appendix A), the "
+            "ruptures of each session per 5-minute segment, as the 3RS counts them (Appendix B) and a timeline of "
+            "each session (Appendix C).") in texts
+    assert ("In the appendices: the two recalls of each moment side by side, with the session excerpt (Appendix "
+            "D).") in texts
+    assert next(i for i, t in enumerate(h) if t.startswith("Moment 1: ")) > h.index(appendices[3])
 
 
 def test_every_table_repeats_its_header_row_on_each_page(report):
@@ -432,6 +442,11 @@ def test_a_study_with_nothing_coded_or_aligned_still_reads(study):
     assert "no exemplars yet" in texts
     assert "None." in texts
     assert len(doc.inline_shapes) == 1  # the timeline of the session, empty but with its clock
+    # no sequences, no moments: their appendices are left out, and the letters follow on
+    assert [t for t in headings(doc) if t.startswith("Appendix")] == [
+        "Appendix A. Ruptures per 5-minute segment", "Appendix B. Timelines"]
+    assert ("In the appendices: the ruptures of each session per 5-minute segment, as the 3RS counts them "
+            "(Appendix A) and a timeline of each session (Appendix B).") in [p.text for p in doc.paragraphs]
     assert captioned_tables(doc)["Repair summary"][1][:5] == ["auto", "D01", "S3", "0", "0"]
     assert "Codes by code" not in captioned_tables(doc)  # an empty table is left out; the text says why
     data = report_tables(study, make_codebook(), tables, make_audit(inputs=False, warnings=()), now=NOW)
