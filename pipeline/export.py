@@ -121,11 +121,13 @@ class Entry:
 
 @dataclass
 class Layout:
-    """How the coder left the unit sheet's columns (by name): hidden ones stay hidden, widths stay."""
+    """How the coder left the unit sheet: hidden columns stay hidden, widths stay (by column name), and the rows
+    stay in the coder's order (a sheet sorted by a column, say)."""
 
     hidden: set[str] = field(default_factory=set)
     widths: dict[str, float] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)  # the header as the coder left it
+    rows: list[str] = field(default_factory=list)  # the unit_ids, top to bottom
 
 
 def write_workbook(path: Path, kind: str, header: list[str], rows: list[list], codebook,
@@ -152,6 +154,7 @@ def _unit_sheet(ws, header: list[str], rows: list[list], codebook, entries: dict
                 layout: Layout) -> tuple[int, int]:
     """The sheet of units with the coder's columns: their codes, memo and own columns.  Returns the last row
     and the number of code columns."""
+    rows = in_coders_order(rows, layout.rows)
     n_codes = max([MIN_CODE_COLUMNS] + [len(e.codes) for e in entries.values()])
     extras = list(dict.fromkeys(k for e in entries.values() for k in e.extra))
     extras.sort(key=lambda k: layout.order.index(k) if k in layout.order else len(layout.order))
@@ -175,6 +178,19 @@ def _unit_sheet(ws, header: list[str], rows: list[list], codebook, entries: dict
                         heights=[row_height(row, col_widths) for row in body],
                         fills=dict.fromkeys(code_cols + ["memo"] + extras, CODER_FILL))
     return last, n_codes
+
+
+def in_coders_order(rows: list[list], order: list[str]) -> list[list]:
+    """The rows (unit_id first) in the coder's ``order`` of unit_ids; a unit new to the workbook goes right after
+    the unit before it in ``rows`` (the transcript's order), or at the top when it is the first."""
+    if not order:
+        return rows
+    at = {unit: i for i, unit in enumerate(order)}
+    keys, anchor = [], -1
+    for row in rows:
+        anchor = at.get(row[0], anchor)
+        keys.append((anchor, row[0] not in at))
+    return [rows[i] for i in sorted(range(len(rows)), key=keys.__getitem__)]  # (a stable sort)
 
 
 def _code_lists(ws, n_ids: int, first_code: int, n_codes: int, last: int) -> None:
@@ -241,7 +257,8 @@ def _print_setup(ws) -> None:
 
 
 def read_layout(path: Path) -> Layout:
-    """The coder's hidden columns and widths of the unit sheet, by column name (empty when unreadable)."""
+    """How the coder left the unit sheet: hidden columns and widths by column name, the order of the rows (empty
+    when unreadable)."""
     layout = Layout()
     try:
         wb = load_workbook(path)
@@ -269,6 +286,10 @@ def read_layout(path: Path) -> Layout:
                 layout.hidden.add(name)
             if dim.customWidth and dim.width:
                 layout.widths[name] = dim.width
+        if "unit_id" in found[1]:
+            column = found[1].index("unit_id") + 1
+            layout.rows = [unit for (value,) in ws.iter_rows(min_row=head_row + 1, min_col=column, max_col=column,
+                                                             values_only=True) if (unit := typed_text(value))]
     finally:
         wb.close()
     return layout

@@ -148,6 +148,29 @@ def test_the_re_exported_workbooks_keep_every_entry(study):
     assert b[study["s"][2]]["second look"] == "yes" and b[study["s"][1]]["code 1"] == R2
 
 
+def test_a_rewritten_workbook_keeps_the_coders_order_of_rows(study):
+    """coder_a sorted the sheet by text; the corrected turn (a new unit) comes right after the turn before it in
+    the transcript.  coder_b did not sort: the transcript's order."""
+    coded = study["root"] / "data" / "coded"
+    a = _units(coded / "coder_a" / f"{SESSION}.xlsx", "Turns")
+    b = _units(coded / "coder_b" / f"{SESSION}.xlsx", "Turns")
+    assert [r["unit_id"] for r in a] != [r["unit_id"] for r in b]  # (the test means something)
+    new = next(i for i, r in enumerate(b) if "tiny thing" in r["text"])
+    old = [r for r in a if r["unit_id"] != b[new]["unit_id"]]
+    assert [str(r["text"]) for r in old] == sorted(str(r["text"]) for r in old)
+    assert a[[r["unit_id"] for r in a].index(b[new - 1]["unit_id"]) + 1]["unit_id"] == b[new]["unit_id"]
+    assert [r["#"] for r in b] == sorted(r["#"] for r in b)
+
+
+def test_a_new_unit_goes_after_the_one_before_it_in_the_transcript():
+    from pipeline.export import in_coders_order
+
+    rows = [[u] for u in ("new0", "a", "b", "new1", "new2", "c", "d")]
+    assert [r[0] for r in in_coders_order(rows, ["d", "b", "gone", "a", "c"])] == [
+        "new0", "d", "b", "new1", "new2", "a", "c"]
+    assert in_coders_order(rows, []) == rows
+
+
 def _reference(study) -> dict[str, dict]:
     """Agreement of the two coders by hand: per code over the jointly coded units it applies to (or was given)."""
     codebook = load_codebook(study["root"] / "codebooks" / "rupture_repair.yaml")
