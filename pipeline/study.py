@@ -240,11 +240,15 @@ def discover_sources(study: Study) -> list[Source]:
     if not raw.is_dir():
         raise InputError(Problem("data/raw", "the folder is missing",
                                  hint="put the transcripts in data/raw/ (see the README)"))
-    files = sorted(p for p in raw.rglob("*") if p.is_file() and _is_transcript(p)
+    found = sorted(p for p in raw.rglob("*") if _is_transcript(p)
                    and not any(part.startswith(".") for part in p.relative_to(raw).parts))
+    files = [p for p in found if p.is_file()]
     manifest = raw / "manifest.csv"
     listed = _read_manifest(manifest, raw) if manifest.exists() else {}
-    problems: list[Problem] = []
+    # a link to a transcript that is not there (moved, or on a drive not mounted) would be a transcript missing
+    problems = [Problem(f"data/raw/{p.relative_to(raw).as_posix()}", "is a link to a file that is not there",
+                        hint="put the transcript itself in data/raw/, or remove the link")
+                for p in found if p.is_symlink() and not p.exists()]
     sources: list[Source] = []
     for p in files:
         rel = p.relative_to(raw).as_posix()

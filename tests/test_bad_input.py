@@ -43,7 +43,8 @@ def snapshot(root: Path) -> dict[str, str]:
     out = {}
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root).as_posix()
-        out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+        out[rel] = ("link to " + str(p.readlink()) if p.is_symlink() else "dir" if p.is_dir()
+                    else hashlib.sha256(p.read_bytes()).hexdigest())
     return out
 
 
@@ -78,6 +79,12 @@ def cut(rel: str, keep: float = 0.5) -> Callable[[Path], None]:
     def go(root: Path):
         data = (root / rel).read_bytes()
         (root / rel).write_bytes(data[: int(len(data) * keep)])
+    return go
+
+
+def link(rel: str, target: str) -> Callable[[Path], None]:
+    def go(root: Path):
+        (root / rel).symlink_to(target)
     return go
 
 
@@ -183,6 +190,8 @@ CASES: dict[str, tuple[Callable, list[tuple[str, str, str]]]] = {
                                  [(f"{RAW}/notes from session 3.txt", "", "cannot tell which case")]),
     "one transcript twice": (put(f"{RAW}/D01_S3_session.txt", "T: Hello.\nC: Hi.\n"),
                              [(f"{RAW}/D01_S3_session.txt", "", "same transcript")]),
+    "a link to a transcript that is gone": (link(f"{RAW}/D03_S1_session.txt", "../../elsewhere/D03_S1_session.txt"),
+                                            [(f"{RAW}/D03_S1_session.txt", "", "a link to a file that is not there")]),
     "two bad transcripts at once": (both(put(f"{RAW}/D01_S3_ipr-client.txt", b""),
                                          put(f"{RAW}/D01_S3_session.docx", junk())),
                                     [(f"{RAW}/D01_S3_ipr-client.txt", "", "empty"),
