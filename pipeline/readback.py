@@ -10,6 +10,7 @@ read it opens none, and need not pay for importing it.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass, field
@@ -239,18 +240,27 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems) -> li
                 extra_cols.append((i, f"column {get_column_letter(i + 1)}"))
         codes: list[str] = []
         for _, i in code_cols:
-            for code in _CODE_SPLIT.split(typed_text(values[i])):
+            typed = typed_text(values[i])
+            unknown = []
+            for code in _CODE_SPLIT.split(typed):
                 if not code:
                     continue
                 known = by_id.get(code.lower())
                 if known is None and not removed:
-                    problems.append(Problem(rel, f"unknown code {code!r}",
-                                            f"sheet {ws.title}, cell {get_column_letter(i + 1)}{r}",
-                                            "choose a code from the drop-down list (sheet Codebook)"))
+                    unknown.append(code)
                     continue
                 code = known or code
                 if code not in codes:
                     codes.append(code)
+            if unknown:
+                # a code's name typed in full ("Minimal response") is one mistake, not one per word
+                whole = _did_you_mean(typed, by_id)
+                for code in [typed] if whole else unknown:
+                    guess = whole or _did_you_mean(code, by_id)
+                    problems.append(Problem(rel, f"unknown code {code!r}",
+                                            f"sheet {ws.title}, cell {get_column_letter(i + 1)}{r}",
+                                            (f"did you mean {guess}? " if guess else "")
+                                            + "choose a code from the drop-down list (sheet Codebook)"))
         note = "" if memo is None else typed_text(values[memo])
         extra = {name: typed_text(values[i]) for i, name in extra_cols if typed_text(values[i])}
         unit = typed_text(values[uid])
@@ -277,6 +287,19 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems) -> li
         result.append({**e, "codes": ";".join(e["codes"]),
                        "extra": json.dumps(e["extra"], ensure_ascii=False) if e["extra"] else ""})
     return result
+
+
+def _did_you_mean(typed: str, by_id: dict[str, str]) -> str:
+    """The code ID a coder most likely meant: the one whose last part reads as ``typed`` ("Denial", "Minimal
+    response", "self-criticism / hopelessness"), or an ID within a typo or two of it; "" when none."""
+    def plain(text: str) -> str:
+        return re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")
+
+    ends = [code for low, code in by_id.items() if plain(low.rsplit(".", 1)[-1]) == plain(typed)]
+    if len(ends) == 1:
+        return ends[0]
+    close = difflib.get_close_matches(typed.strip().lower(), list(by_id), n=1, cutoff=0.85)
+    return by_id[close[0]] if close else ""
 
 
 def _merge(into: dict, other: dict) -> None:

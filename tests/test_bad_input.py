@@ -252,6 +252,11 @@ CASES: dict[str, tuple[Callable, list[tuple[str, str, str]]]] = {
     # the coders' workbooks
     "workbook: unknown code": (workbook(A_SESSION, set_cells("Turns", I5="rupture.sulking")),
                                [(A_SESSION, "sheet Turns, cell I5", "unknown code 'rupture.sulking'")]),
+    "workbook: a code's name typed": (workbook(A_SESSION, set_cells("Turns", I5="Minimal response", J5=CODE)),
+                                      [(A_SESSION, "sheet Turns, cell I5", "unknown code 'Minimal response' (did you "
+                                        "mean rupture.withdrawal.minimal_response? choose a code")]),
+    "workbook: a typo in a code": (workbook(A_SESSION, set_cells("Turns", I5="rupture.withdrawl.denial")),
+                                   [(A_SESSION, "sheet Turns, cell I5", "(did you mean rupture.withdrawal.denial?")]),
     "workbook: unknown code in Segments": (workbook(A_IPR, set_cells("Segments", K3="nonsense", M3="a memo")),
                                            [(A_IPR, "sheet Segments, cell K3", "unknown code 'nonsense'")]),
     "workbook: unit_id column deleted": (workbook(A_SESSION, delete_unit_id_column),
