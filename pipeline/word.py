@@ -5,6 +5,7 @@ filled in.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import re
@@ -541,8 +542,36 @@ class WordDoc:
 
     def save(self, path: Path) -> None:
         self._place_pictures()
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp, _pictures_stored():
             self.doc.save(tmp)
+
+
+@contextlib.contextmanager
+def _pictures_stored():
+    """python-docx deflates every part of the package, the pictures too: a PNG is compressed already, and
+    compressing it again was half the time of saving a report with its figures (the file gets a tenth larger).
+    While the ``with`` block runs, python-docx's package writer stores the pictures as they are."""
+    from zipfile import ZIP_DEFLATED, ZIP_STORED, ZipFile
+
+    from docx.opc import pkgwriter
+
+    class Writer:  # the protocol of python-docx's PhysPkgWriter: write(uri, blob), close()
+        def __init__(self, pkg_file):
+            self.zip = ZipFile(pkg_file, "w", ZIP_DEFLATED)
+
+        def write(self, uri, blob) -> None:
+            stored = uri.membername.startswith("word/media/")
+            self.zip.writestr(uri.membername, blob, ZIP_STORED if stored else ZIP_DEFLATED)
+
+        def close(self) -> None:
+            self.zip.close()
+
+    real = pkgwriter.PhysPkgWriter
+    pkgwriter.PhysPkgWriter = Writer
+    try:
+        yield
+    finally:
+        pkgwriter.PhysPkgWriter = real
 
 
 def bold_evidence(p, text: str, evidence: str, size: float | None = None, italic: bool = False) -> None:

@@ -354,6 +354,22 @@ def test_figures_are_embedded_and_saved(report):
     assert all(shape.height.cm <= 21.01 and shape.width.cm <= 16.01 for shape in doc.inline_shapes)
 
 
+def test_the_pictures_are_stored_as_the_pngs_they_are(report):
+    """Not compressed a second time (the rest of the package is)."""
+    import zipfile
+
+    study, path, doc, _ = report
+    with zipfile.ZipFile(path) as z:
+        media = [i for i in z.infolist() if i.filename.startswith("word/media/")]
+        assert len(media) == 4 and all(i.compress_type == zipfile.ZIP_STORED for i in media)
+        assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in z.infolist() if i not in media)
+        pngs = sorted(p.read_bytes() for p in (study.reports / "figures").glob("*.png"))
+        assert sorted(z.read(i) for i in media) == pngs
+    from docx.opc import pkgwriter
+
+    assert pkgwriter.PhysPkgWriter.__name__ == "PhysPkgWriter"  # python-docx's own writer, once the report is saved
+
+
 def test_tables_xlsx_has_every_table(report):
     study, _, _, tables = report
     wb = load_workbook(study.reports / "tables.xlsx", read_only=True)
