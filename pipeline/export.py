@@ -51,9 +51,10 @@ HOW_TO_CODE = [
     "the words that matched in 'evidence': accept one by choosing it in a 'code' column, ignore it to reject it.",
     "Choose codes from the drop-down lists in 'code 1', 'code 2', 'code 3' (IDs of the sheet Codebook); one code "
     "per cell. Need more? Add a column named 'code 4' (and so on). Write anything else in 'memo'.",
-    "You may sort, filter, hide columns and add columns of your own (they are kept). Do not change or delete "
-    "'unit_id': it ties your codes to the transcript.",
-    "Save the workbook as .xlsx where it is and close it; the next run reads your codes back and never overwrites "
+    "You may sort, filter, hide columns and add columns of your own (all of this is kept). Do not change or "
+    "delete 'unit_id': it ties your codes to the transcript.",
+    "Save the workbook as .xlsx where it is, under its name, and close it (keep no second copy of it in your "
+    "folder: the run would not know which one to read); the next run reads your codes back and never overwrites "
     "them. If a transcript changes, your codes stay with their unit; codes of units that no longer exist move to "
     "the sheet 'Removed units'. Before a workbook you saved is refreshed, your version is kept in the folder "
     ".backup.",
