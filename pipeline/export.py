@@ -25,11 +25,13 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from .files import atomic_path, digests_by, sha256_file, sha256_text, write_text
 from .readback import (
+    HOW_TO_SHEET,
     REMOVED_HEADER,
     REMOVED_SHEET,
     SEGMENT_HEADER,
     SESSION_HEADER,
     UNIT_SHEETS,
+    about_line,
     header_row,
     typed_text,
     workbook_path,
@@ -143,7 +145,7 @@ def write_workbook(path: Path, kind: str, header: list[str], rows: list[list], c
     _codebook_sheet(wb.create_sheet("Codebook"), codebook)
     if last >= 2 and codebook.codes:
         _code_lists(ws, len(codebook.codes), len(header) + 1, n_codes, last)
-    _how_to_sheet(wb.create_sheet("How to code"), about, blind)
+    _how_to_sheet(wb.create_sheet(HOW_TO_SHEET), about, blind)
     if removed:
         _removed_sheet(wb.create_sheet(REMOVED_SHEET), removed)
     if digest:
@@ -419,8 +421,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
                 # of theirs to keep.
                 layout = read_layout(path)
                 backup(path)
-            about = f"Transcript {tid}, coder {coder}; codebook: {codebook.title or '(untitled)'}" + (
-                f", version {codebook.version}" if codebook.version else "") + "."
+            about = about_line(tid, coder, codebook)
             state[key] = {"digest": digest, "inputs": inputs}
             job = _Job(path, (kind, header, rows, codebook, carried, removed),
                        {"blind": blind, "layout": layout, "digest": digest, "about": about})

@@ -80,6 +80,7 @@ def read_workbooks(study, code_ids) -> ReadBack:
     known, previous = _last_reads(study, code_ids)
     signatures: dict = {"codes": _codes_key(code_ids)}
     reused: list[str] = []
+    coders = set(study.coders())
     for coder, path in _workbooks(study):
         rel = study.relative(path)
         st = path.stat()
@@ -89,7 +90,7 @@ def read_workbooks(study, code_ids) -> ReadBack:
             reused.append(rel)
             signatures[rel] = sig + (old[2:] or [sha256_file(path)])  # (a signature of an older version had none)
             continue
-        found, trouble = read_workbook(path, rel, coder, code_ids)
+        found, trouble = read_workbook(path, rel, coder, code_ids, coders - {coder})
         rows += found
         problems += trouble
         if not trouble:
@@ -147,8 +148,30 @@ def _last_reads(study, code_ids) -> tuple[dict, pd.DataFrame | None]:
     return known, previous
 
 
-def read_workbook(path: Path, rel: str, coder: str, code_ids) -> tuple[list[dict], list[Problem]]:
-    """One workbook's entries and problems (``rel``: the name used in messages)."""
+HOW_TO_SHEET = "How to code"
+_ABOUT = re.compile(r"^Transcript (?P<transcript>.+), coder (?P<coder>.+?); codebook: ")
+
+
+def about_line(transcript_id: str, coder: str, codebook) -> str:
+    """The line of a workbook's 'How to code' sheet that says whose workbook it is, of which transcript."""
+    version = f", version {codebook.version}" if codebook.version else ""
+    return f"Transcript {transcript_id}, coder {coder}; codebook: {codebook.title or '(untitled)'}{version}."
+
+
+def _made_for(wb) -> str | None:
+    """The coder a workbook was made for, from its 'How to code' sheet (None when the line is not there)."""
+    if HOW_TO_SHEET not in wb.sheetnames:
+        return None
+    for (value,) in wb[HOW_TO_SHEET].iter_rows(max_row=4, max_col=1, values_only=True):
+        if isinstance(value, str) and (m := _ABOUT.match(value)):
+            return m["coder"]
+    return None
+
+
+def read_workbook(path: Path, rel: str, coder: str, code_ids, others=()) -> tuple[list[dict], list[Problem]]:
+    """One workbook's entries and problems (``rel``: the name used in messages).  ``others``: the study's other
+    coders; a workbook made for one of them, in this coder's folder, would have their codes counted as this
+    coder's."""
     problems: list[Problem] = []
     lock = lock_file(path)
     if lock is not None:
@@ -174,6 +197,11 @@ def read_workbook(path: Path, rel: str, coder: str, code_ids) -> tuple[list[dict
             rows += _read_sheet(wb[sheet], coder, path.stem, unit_type, rel, by_id, problems)
         if REMOVED_SHEET.lower() in names:
             rows += _read_sheet(wb[names[REMOVED_SHEET.lower()]], coder, path.stem, None, rel, by_id, problems)
+        if rows and (made_for := _made_for(wb)) != coder and made_for in others:
+            problems.append(Problem(
+                rel, f"was made for {made_for}, so its codes would count as {coder}'s", f"sheet {HOW_TO_SHEET}",
+                f"move it back to {Path(rel).parent.parent.as_posix()}/{made_for}/; to code on from {made_for}'s "
+                f"codes as {coder}, write {coder} for {made_for} in that sheet"))
     except Exception as e:  # noqa: BLE001
         problems.append(Problem(rel, f"is not a readable Excel workbook ({type(e).__name__}: {e})",
                                 hint="save it again as an Excel Workbook (.xlsx), or restore it from .backup/"))

@@ -335,3 +335,27 @@ def test_the_copy_is_named_whichever_workbook_was_read_first():
         assert [(p.file, p.where) for p in problems] == [(copy, f"sheet Turns, row {5 if order is rows else 6}")]
         assert f"is coded here and in {a} (row {2 if order is rows else 3}), and 1 more of its units" in \
             problems[0].message
+
+
+def test_a_workbook_of_another_coder_in_a_coders_folder_stops_the_run(study, tmp_path):
+    """coder_a's workbook put in coder_b's folder (over coder_b's own): its codes would count as coder_b's, and
+    the agreement of the two would be a coder's agreement with themself."""
+    def breaker(coded):
+        shutil.copy(coded / "coder_a" / f"{IPR}.xlsx", coded / "coder_b" / f"{IPR}.xlsx")
+    line = _broken(study, tmp_path, breaker)
+    assert line == (f"error: data/coded/coder_b/{IPR}.xlsx, sheet How to code: was made for coder_a, so its codes "
+                    "would count as coder_b's (move it back to data/coded/coder_a/; to code on from coder_a's codes "
+                    "as coder_b, write coder_b for coder_a in that sheet)")
+
+
+def test_a_coders_folder_renamed_is_not_another_coders_work(study, tmp_path):
+    root = tmp_path / "s"
+    shutil.copytree(study["root"], root)
+    coded = root / "data" / "coded"
+    (coded / "coder_a").rename(coded / "alice")  # the workbooks say coder_a, who is no longer a coder
+    toml = root / "study.toml"
+    toml.write_text(toml.read_text().replace('"coder_a"', '"alice"'))
+    result = _invoke("analyze", "--study", str(root))
+    assert result.exit_code == 0, result.output
+    codes = pd.read_parquet(root / "data" / "interim" / "codes.parquet")
+    assert "alice" in set(codes["coder"]) and "coder_a" not in set(codes["coder"])
