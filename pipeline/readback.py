@@ -106,7 +106,7 @@ def units_in_two_workbooks(entries: pd.DataFrame) -> list[Problem]:
     """One problem per pair of a coder's workbooks that code the same units: a copy of a workbook left in the
     coder's folder ("D01_S3_session (1).xlsx", a backup made by hand).  Which of the two holds the coder's
     decision cannot be told, and reading both would mix an old copy's codes into the new ones."""
-    live = entries[entries["sheet"] != REMOVED_SHEET]
+    live = current_entries(entries)
     twice = live[live.duplicated(["coder", "unit_id"], keep=False)]
     first: dict[tuple[str, str], tuple[str, str, int]] = {}
     pairs: dict[tuple[str, str], list] = {}  # (copy, the other) -> [units, sheet, row, the other's row, unit]
@@ -122,7 +122,7 @@ def units_in_two_workbooks(entries: pd.DataFrame) -> list[Problem]:
     problems = []
     for (copy, other), (n, sheet, row, other_row, unit) in sorted(pairs.items()):
         more = f", and {n - 1} more of its units" if n > 1 else ""
-        folder = str(Path(copy).parent)
+        folder = Path(copy).parent.as_posix()
         problems.append(Problem(copy, f"unit {unit} is coded here and in {other} (row {other_row}){more}",
                                 f"sheet {sheet}, row {row}",
                                 f"a coder codes a unit in one workbook: keep the one with the latest work, named "
