@@ -6,6 +6,7 @@ transcript's clock; the turns on screen just before it are the session context o
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -20,6 +21,8 @@ SEGMENT_COLUMNS = ["segment_id", "transcript_id", "case", "session", "participan
                    "context_text", "recall_text", "status", "note", "recall_turn_ids", "recall_dialogue",
                    "linked_segment_ids"]
 SUMMARY_COLUMNS = ["transcript_id", "case", "session", "participant", "stops", "aligned", "not_aligned", "notes"]
+# A segment's note, when it has one (a coder's text in the workbook's column 'note' is told apart by it)
+NOTE_FORM = re.compile(r"(rewind: earlier than|same time as) stop \d+")
 STATUSES = ("aligned", "no_session_transcript", "time_out_of_range", "no_turns_in_window", "no_time")
 
 # How long past the last session turn's start a stop may fall and still be on that turn, when the turn's end is

@@ -32,6 +32,7 @@ from .readback import (
     SESSION_HEADER,
     UNIT_SHEETS,
     about_line,
+    evidence_of,
     header_row,
     typed_text,
     workbook_path,
@@ -50,7 +51,8 @@ HOW_TO_CODE = [
     "",
     "Each row is one unit: a session turn (sheet Turns) or an IPR stop with its recall (sheet Segments).",
     "Read the unit with its context. 'suggested codes' are what the codebook's rules found automatically, with "
-    "the words that matched in 'evidence': accept one by choosing it in a 'code' column, ignore it to reject it.",
+    "the words that matched in 'evidence': accept one by choosing it in a 'code' column, ignore it to reject it. "
+    "Those columns, like the text, are the pipeline's: what you type there is not read (the run says so).",
     "Choose codes from the drop-down lists in 'code 1', 'code 2', 'code 3' (IDs of the sheet Codebook); one code "
     "per cell. Need more? Add a column named 'code 4' (and so on). Write anything else in 'memo'.",
     "You may sort, filter, hide columns and add columns of your own (all of this is kept). Do not change or "
@@ -73,7 +75,7 @@ def _suggestions(auto: pd.DataFrame) -> dict[str, tuple[str, str]]:
     evidence: dict[str, dict] = {}  # dicts as ordered sets: each once, in the order found
     for unit_id, code, words in zip(auto["unit_id"], auto["code_id"], auto["evidence"], strict=True):
         ids.setdefault(unit_id, {})[code] = None
-        evidence.setdefault(unit_id, {})[f"{code}: “{words}”"] = None
+        evidence.setdefault(unit_id, {})[evidence_of(code, words)] = None
     return {unit_id: (", ".join(ids[unit_id]), "; ".join(evidence[unit_id])) for unit_id in ids}
 
 

@@ -28,9 +28,9 @@ _CODE_COL = re.compile(r"^code\s*(\d+)$", re.I)
 _CODE_SPLIT = re.compile(r"[;,\s]+")
 ENTRY_COLUMNS = ["coder", "transcript_id", "unit_type", "unit_id", "codes", "memo", "workbook", "sheet", "row",
                  "removed_on", "extra"]
-SESSION_HEADER = ["unit_id", "#", "time", "speaker", "role", "text", "suggested codes", "evidence"]
-SEGMENT_HEADER = ["unit_id", "stop", "video time", "status", "session excerpt", "recall", "suggested codes",
-                  "evidence", "note"]
+SUGGESTED, EVIDENCE, NOTE = "suggested codes", "evidence", "note"
+SESSION_HEADER = ["unit_id", "#", "time", "speaker", "role", "text", SUGGESTED, EVIDENCE]
+SEGMENT_HEADER = ["unit_id", "stop", "video time", "status", "session excerpt", "recall", SUGGESTED, EVIDENCE, NOTE]
 REMOVED_HEADER = ["unit_id", "unit_type", "removed on"]
 # Columns the pipeline writes, per sheet; any other column is the coder's own and is carried over as it is.
 _OURS = {sheet: {h.lower() for h in header} | {"memo"} for sheet, header in
@@ -210,6 +210,40 @@ def read_workbook(path: Path, rel: str, coder: str, code_ids, others=()) -> tupl
     return rows, problems
 
 
+def evidence_of(code: str, words: str) -> str:
+    """How the ``evidence`` column names a suggested code and the words that matched it."""
+    return f"{code}: “{words}”"
+
+
+def _typed_into_ours(ws, r: int, values: list, at: dict[str, int], by_id: dict, rel: str) -> list[Problem]:
+    """A coder's text in the pipeline's column 'suggested codes' or 'note' (``at``: their positions): it is not
+    read, and a refreshed workbook would write the pipeline's own over it, so the coder is told where it belongs.
+    What the pipeline wrote there is told apart without a record of it: each suggested code is named in the row's
+    evidence, and a note is one of the alignment's.  A suggestion deleted is no loss (ignoring it rejects it)."""
+    from openpyxl.utils import get_column_letter
+
+    from .align import NOTE_FORM
+
+    def cell(name: str) -> str:
+        return f"sheet {ws.title}, cell {get_column_letter(at[name] + 1)}{r}"
+
+    problems = []
+    if SUGGESTED in at and EVIDENCE in at:
+        typed, evidence = typed_text(values[at[SUGGESTED]]), typed_text(values[at[EVIDENCE]])
+        added = [w for w in _CODE_SPLIT.split(typed) if w and evidence_of(w, "").removesuffix("”") not in evidence]
+        if added and all(w.lower() in by_id for w in added):
+            problems.append(Problem(rel, f"'{SUGGESTED}' holds {', '.join(added)}, which the rules did not suggest "
+                                         "here: codes in that column are not read", cell(SUGGESTED),
+                                    f"move {'it' if len(added) == 1 else 'them'} to a 'code' column"))
+        elif added:
+            problems.append(Problem(rel, f"'{SUGGESTED}' holds {typed!r}: that column is the rules' and is not read",
+                                    cell(SUGGESTED), "move codes to a 'code' column and anything else to 'memo'"))
+    if NOTE in at and (note := typed_text(values[at[NOTE]])) and not NOTE_FORM.fullmatch(note):
+        problems.append(Problem(rel, f"'{NOTE}' holds {note!r}: that column is the alignment's and is not read",
+                                cell(NOTE), "move it to 'memo'"))
+    return problems
+
+
 def typed_text(value) -> str:
     """A cell's value as the text a coder typed."""
     if value is None:
@@ -257,6 +291,7 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems) -> li
     when_col = names.index("removed on") if "removed on" in names else None
     # The coder's own columns, by name; one without a name is called by its letter.
     ours = _OURS[REMOVED_SHEET if removed else next(s for s, t in UNIT_SHEETS.items() if t == unit_type)]
+    checked = {n: names.index(n) for n in (SUGGESTED, EVIDENCE, NOTE) if n in names and n in ours}
     extra_cols = [(i, written[i] or f"column {get_column_letter(i + 1)}") for i, n in enumerate(names)
                   if n not in ours and not _CODE_COL.match(n)]
     out: dict[str, dict] = {}
@@ -289,6 +324,8 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems) -> li
                                             f"sheet {ws.title}, cell {get_column_letter(i + 1)}{r}",
                                             (f"did you mean {guess}? " if guess else "")
                                             + "choose a code from the drop-down list (sheet Codebook)"))
+        if checked:
+            problems += _typed_into_ours(ws, r, values, checked, by_id, rel)
         note = "" if memo is None else typed_text(values[memo])
         extra = {name: typed_text(values[i]) for i, name in extra_cols if typed_text(values[i])}
         unit = typed_text(values[uid])

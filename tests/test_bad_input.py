@@ -259,6 +259,12 @@ CASES: dict[str, tuple[Callable, list[tuple[str, str, str]]]] = {
                                    [(A_SESSION, "sheet Turns, cell I5", "(did you mean rupture.withdrawal.denial?")]),
     "workbook: unknown code in Segments": (workbook(A_IPR, set_cells("Segments", K3="nonsense", M3="a memo")),
                                            [(A_IPR, "sheet Segments, cell K3", "unknown code 'nonsense'")]),
+    "workbook: a comment typed into 'suggested codes'": (
+        workbook(A_SESSION, set_cells("Turns", G10="resolution.redirect (agree)")),
+        [(A_SESSION, "sheet Turns, cell G10", "'suggested codes' holds 'resolution.redirect (agree)': that column is "
+                                             "the rules' and is not read (move codes to a 'code' column")]),
+    "workbook: a memo typed into the alignment's 'note'": (workbook(A_IPR, set_cells("Segments", I4="check this")),
+                                                           [(A_IPR, "sheet Segments, cell I4", "'note' holds")]),
     "workbook: unit_id column deleted": (workbook(A_SESSION, delete_unit_id_column),
                                          [(A_SESSION, "sheet Turns, row 1", "unit_id column is missing")]),
     "workbook: unit_id cell deleted": (workbook(A_SESSION, set_cells("Turns", A7=None, I7=CODE)),

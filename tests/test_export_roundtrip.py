@@ -359,3 +359,51 @@ def test_a_coders_folder_renamed_is_not_another_coders_work(study, tmp_path):
     assert result.exit_code == 0, result.output
     codes = pd.read_parquet(root / "data" / "interim" / "codes.parquet")
     assert "alice" in set(codes["coder"]) and "coder_a" not in set(codes["coder"])
+
+
+def _row_of(ws, unit_id) -> int:
+    return next(r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == unit_id)
+
+
+def test_a_code_typed_into_suggested_codes_stops_the_run(study, tmp_path):
+    """'suggested codes' is the rules' column: a code typed there would not be read, and a refreshed workbook
+    would write the suggestions over it."""
+    def breaker(coded):
+        path = coded / "coder_b" / f"{SESSION}.xlsx"
+        wb = load_workbook(path)
+        ws = wb["Turns"]
+        r = _row_of(ws, study["c"][5])
+        ws[f"G{r}"].value = f"{ws[f'G{r}'].value or ''} {X}".strip()
+        wb.save(path)
+        breaker.row = r
+    line = _broken(study, tmp_path, breaker)
+    assert line == (f"error: data/coded/coder_b/{SESSION}.xlsx, sheet Turns, cell G{breaker.row}: 'suggested codes' "
+                    f"holds {X}, which the rules did not suggest here: codes in that column are not read (move it "
+                    "to a 'code' column)")
+
+
+def test_a_memo_typed_into_the_alignments_note_stops_the_run(study, tmp_path):
+    def breaker(coded):
+        path = coded / "coder_b" / f"{IPR}.xlsx"
+        wb = load_workbook(path)
+        wb["Segments"]["I3"].value = "she looks away here"
+        wb.save(path)
+    line = _broken(study, tmp_path, breaker)
+    assert line == (f"error: data/coded/coder_b/{IPR}.xlsx, sheet Segments, cell I3: 'note' holds 'she looks away "
+                    "here': that column is the alignment's and is not read (move it to 'memo')")
+
+
+def test_suggestions_deleted_or_reordered_by_a_coder_are_no_problem(study, tmp_path):
+    """Rejecting a suggestion by deleting it, or sorting a cell's suggestions, loses nothing: the run goes on."""
+    root = tmp_path / "s"
+    shutil.copytree(study["root"], root)
+    path = root / "data" / "coded" / "coder_b" / f"{IPR}.xlsx"
+    wb = load_workbook(path)
+    ws = wb["Segments"]
+    suggested = [r for r in range(2, ws.max_row + 1) if ws[f"G{r}"].value]
+    assert len(suggested) >= 2 and "," in ws[f"G{suggested[0]}"].value
+    ws[f"G{suggested[0]}"].value = ", ".join(reversed(ws[f"G{suggested[0]}"].value.split(", ")))
+    ws[f"G{suggested[1]}"].value = None
+    wb.save(path)
+    result = _invoke("analyze", "--study", str(root))
+    assert result.exit_code == 0, result.output
