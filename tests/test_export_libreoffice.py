@@ -19,8 +19,8 @@ CODES = ["rupture.withdrawal.denial", "resolution.clarify"]
 def test_a_workbook_saved_again_by_libreoffice_keeps_every_cell_and_entry(tmp_path):
     book = Codebook(title="t", codes=[Code(CODES[0], "Denial", brief="denies"), Code(CODES[1], "Clarify")],
                     digest="x")
-    rows = [["D:1", 1, "0:00:01", "T", "therapist", "=SUM(A1:A2) is not a formula", CODES[1], "“x”"],
-            ["D:2", 2, "0:00:05", "C", "client", "-- I'm fine. (laughs)", CODES[0], "“fine”"],
+    rows = [["D:1", 1, "0:00:01", "T", "therapist", "=SUM(A1:A2) is not a formula", CODES[1], f"{CODES[1]}: “x”"],
+            ["D:2", 2, "0:00:05", "C", "client", "-- I'm fine. (laughs)", CODES[0], f"{CODES[0]}: “fine”"],
             ["D:3", 3, "0:00:09", "T", "therapist", "@you " + "long text " * 300, "", ""]]
     src = tmp_path / "in" / "D01_S1_session.xlsx"
     write_workbook(src, "session", list(SESSION_HEADER), rows, book,
