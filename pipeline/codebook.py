@@ -40,7 +40,7 @@ NEGATION_MODES = ("exclude", "allow", "require")
 TOP_KEYS = {"title", "version", "instrument", "description", "authors", "changelog", "codes"}
 CODE_KEYS = {
     "id", "name", "parent", "brief", "definition", "when_to_use", "when_not_to_use", "examples", "units",
-    "roles", "rules",
+    "roles", "rules", "replaces",
 }
 CHANGELOG_KEYS = {"version", "date", "changes"}
 RULE_KINDS = ("phrases", "regex", "pattern", "structure")
@@ -94,6 +94,7 @@ class Code:
     units: tuple[str, ...] = UNITS
     roles: tuple[str, ...] = ()  # empty: any role
     rules: list[Rule] = field(default_factory=list)
+    replaces: list[str] = field(default_factory=list)  # IDs of codes renamed to this one, or merged into it
     line: int = 0
 
     def applies_to(self, unit: str, role: str | None) -> bool:
@@ -126,6 +127,15 @@ class Codebook:
 
     def children(self, code_id: str) -> list[Code]:
         return [c for c in self.codes if c.parent == code_id]
+
+    def replaced(self) -> dict[str, str]:
+        """Old ID -> the code that replaces it: the IDs of codes renamed or merged, which coders' workbooks made
+        before may still hold."""
+        return {old: c.id for c in self.codes for old in c.replaces}
+
+    def readable_ids(self) -> dict[str, str]:
+        """Every ID a coder's cell may hold -> the code it stands for."""
+        return {c.id: c.id for c in self.codes} | self.replaced()
 
 
 # --- reading YAML with line numbers -------------------------------------------------------------------------
@@ -335,6 +345,14 @@ class _Checker:
                     self.add(_line(item, "roles"), f"{what}: unknown role '{r}'", "roles: " + ", ".join(ROLES))
             code.roles = tuple(r for r in roles if r in ROLES)
             code._own_roles = True  # type: ignore[attr-defined]
+        replaces = self.names(item, "replaces", what)
+        for old in replaces or []:
+            if not ID_RE.match(old):
+                self.add(_line(item, "replaces"), f"{what}: '{old}' in 'replaces' is not a code ID",
+                         "list the IDs of the codes renamed to this one or merged into it")
+            elif old not in code.replaces:
+                code.replaces.append(old)
+        code._replaces_line = _line(item, "replaces")  # type: ignore[attr-defined]
         rules = item.get("rules")
         if rules is not None:
             if not isinstance(rules, list):
@@ -461,6 +479,19 @@ class _Checker:
                 self.add(getattr(code, "_parent_line", code.line), f"code '{code.id}': unknown parent '{code.parent}'",
                          "the parent must be the ID of another code")
                 code.parent = None
+        replaced_by: dict[str, Code] = {}
+        for code in book.codes:
+            line = getattr(code, "_replaces_line", code.line)
+            for old in code.replaces:
+                if old in ids:
+                    self.add(line, f"code '{code.id}' replaces '{old}', which is still a code of this codebook",
+                             f"delete the code '{old}', or take it out of 'replaces'")
+                elif old in replaced_by:
+                    self.add(line, f"code '{code.id}' replaces '{old}', and so does '{replaced_by[old].id}'",
+                             "a code's entries can go to one code only: keep one, and have coders recode a code "
+                             "that was split")
+                else:
+                    replaced_by[old] = code
         by_id = {c.id: c for c in book.codes}
         in_cycle: set[str] = set()
         for code in book.codes:
@@ -484,7 +515,7 @@ class _Checker:
                     node = by_id[node.parent]
                 setattr(code, attr, getattr(node, attr))
         for code in book.codes:
-            for attr in ("_own_units", "_own_roles", "_parent_line"):
+            for attr in ("_own_units", "_own_roles", "_parent_line", "_replaces_line"):
                 code.__dict__.pop(attr, None)
             if not _can_apply(code):
                 self.add(code.line, f"code '{code.id}' can apply to no unit: units {list(code.units)}, "

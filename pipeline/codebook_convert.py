@@ -104,6 +104,8 @@ def code_to_dict(code: Code, book: Codebook) -> dict:
     implied_parent = code.id.rsplit(".", 1)[0] if "." in code.id else None
     if code.parent and code.parent != implied_parent:
         out["parent"] = code.parent
+    if code.replaces:
+        out["replaces"] = list(code.replaces)
     for key in ("brief", "definition", "when_to_use", "when_not_to_use"):
         if getattr(code, key):
             out[key] = getattr(code, key)
@@ -166,6 +168,7 @@ def write_yaml(book: Codebook, path: Path) -> None:
 FIELD_LABELS = [
     ("id", "ID"), ("brief", "Brief definition"), ("definition", "Full definition"), ("when_to_use", "When to use"),
     ("when_not_to_use", "When not to use"), ("examples", "Examples"), ("units", "Units"), ("roles", "Roles"),
+    ("replaces", "Replaces"),
 ]
 _LABEL_RE = re.compile(r"^(" + "|".join(re.escape(label) for _, label in FIELD_LABELS) + r"):[ \t]*", re.MULTILINE)
 
@@ -180,6 +183,8 @@ def description_of(code: Code) -> str:
         parts.append("Examples:\n" + "\n".join(f"- {e}" for e in code.examples))
     parts.append("Units: " + ", ".join(code.units))
     parts.append("Roles: " + (", ".join(code.roles) if code.roles else "any"))
+    if code.replaces:
+        parts.append("Replaces: " + ", ".join(code.replaces))
     return "\n\n".join(parts)
 
 
@@ -202,6 +207,8 @@ def fields_from_description(text: str) -> dict:
                         for line in value.splitlines() if line.strip()]
         elif key in ("units", "roles"):
             out[key] = tuple(v for v in re.split(r"[,;\s]+", value) if v and v != "any")
+        elif key == "replaces":
+            out[key] = [v for v in re.split(r"[,;\s]+", value) if v]
         else:
             out[key] = value
     return out
@@ -337,6 +344,7 @@ COLUMN_NAMES = {
     "units": ["units", "unit"],
     "roles": ["roles", "role", "speaker", "speakers"],
     "phrases": ["phrases", "keywords", "key words", "search terms", "key phrases"],
+    "replaces": ["replaces", "formerly", "former ids", "old ids", "previous ids"],
 }
 _HEADER = {re.sub(r"[^a-z0-9]+", " ", name).strip(): key for key, names in COLUMN_NAMES.items() for name in names}
 
@@ -402,7 +410,7 @@ def read_spreadsheet(path: Path) -> Codebook:
         if key is None:
             problems.append(Problem(str(path), f"unknown column '{cell}'", _cell_name(j, header_at + 1),
                                     "known columns: id, code, name, parent, brief, definition, when to use, "
-                                    "when not to use, examples, units, roles, phrases; rename or delete it"))
+                                    "when not to use, examples, units, roles, phrases, replaces; rename or delete it"))
         elif key in columns:
             problems.append(Problem(str(path), f"two columns mean '{key}'", _cell_name(j, header_at + 1)))
         else:
@@ -453,6 +461,7 @@ def read_spreadsheet(path: Path) -> Codebook:
                                                 _cell_name(columns[key], i), f"{key}: " + ", ".join(allowed)))
                 setattr(code, key, tuple(v for v in names if v in allowed) or getattr(code, key))
                 setattr(code, f"_own_{key}", True)
+        code.replaces = [v for v in re.split(r"[,;\s]+", get(row, "replaces")) if v]
         if get(row, "phrases"):
             code.rules.append(Rule(id="", code_id="", phrases=_split_list(get(row, "phrases"))))
         pending.append((code, get(row, "parent"), i))
@@ -554,7 +563,7 @@ def _read_rules_sheet(path: Path, book: Codebook, sheet: str, rows: list[list[st
 XLSX_COLUMNS = [("id", "id", 34), ("name", "name", 28), ("parent", "parent", 24), ("brief", "brief definition", 40),
                 ("definition", "full definition", 60), ("when_to_use", "when to use", 40),
                 ("when_not_to_use", "when not to use", 40), ("examples", "examples", 40), ("units", "units", 12),
-                ("roles", "roles", 14)]
+                ("roles", "roles", 14), ("replaces", "replaces", 30)]
 
 
 def write_xlsx(book: Codebook, path: Path) -> None:
@@ -571,7 +580,7 @@ def write_xlsx(book: Codebook, path: Path) -> None:
             value = getattr(code, key)
             if key == "examples":
                 value = "\n".join(value)
-            elif key in ("units", "roles"):
+            elif key in ("units", "roles", "replaces"):
                 value = ", ".join(value) if value else ("any" if key == "roles" else "")
             values.append(value or "")
         ws.append(values)
@@ -663,6 +672,10 @@ def write_docx(book: Codebook, path: Path) -> None:
             p.add_run("Examples:").bold = True
             for example in code.examples:
                 doc.add_paragraph(f"“{example}”", style="List Bullet")
+        if code.replaces:
+            p = doc.add_paragraph()
+            p.add_run("Replaces (codes renamed to this one or merged into it): ").bold = True
+            p.add_run(", ".join(code.replaces))
         p = doc.add_paragraph()
         p.add_run("Applies to: ").bold = True
         p.add_run(" and ".join(f"{u}s" for u in code.units) + ", "

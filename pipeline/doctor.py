@@ -133,7 +133,7 @@ def _load_key(study: Study):
     return deid
 
 
-def _codebook(area: Area, study: Study) -> set[str] | None:
+def _codebook(area: Area, study: Study) -> dict[str, str] | None:
     from .stages import load_codebook  # (a codebook whose patterns spaCy accepted in a run: spaCy is not loaded)
 
     rel = study.settings.codebook
@@ -145,7 +145,7 @@ def _codebook(area: Area, study: Study) -> set[str] | None:
     if book is None:
         return None
     area.summary = f"{rel}: {_plural(len(book.codes), 'code')}" + (f", version {book.version}" if book.version else "")
-    return set(book.ids())
+    return book.readable_ids()
 
 
 def _transcripts(area: Area, study: Study, deid) -> None:
@@ -182,7 +182,7 @@ def _transcripts(area: Area, study: Study, deid) -> None:
         area.summary += f" ({n} of {len(aligned.segments)} aligned)"
 
 
-def _workbooks(area: Area, study: Study, code_ids: set[str] | None, deid) -> None:
+def _workbooks(area: Area, study: Study, code_ids: dict[str, str] | None, deid) -> None:
     from .deidentify import entry_leaks
     from .readback import read_workbooks
 
@@ -193,7 +193,7 @@ def _workbooks(area: Area, study: Study, code_ids: set[str] | None, deid) -> Non
         return
     if code_ids is None:
         area.summary = f"{_plural(len(books), 'workbook')}; their codes are checked once the codebook reads"
-    back = read_workbooks(study, code_ids or set())
+    back = read_workbooks(study, code_ids or {})
     area.problems += [p for p in _relative(back.problems, study.root)
                       if code_ids is not None or not p.message.startswith("unknown code")]
     entries = back.entries

@@ -11,6 +11,7 @@ read it opens none, and need not pay for importing it.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ WORKBOOK_STATE = "workbook_state.json"
 
 def read_workbooks(study, code_ids) -> ReadBack:
     """Every coder's entries: codes, memos and own columns per unit, from the unit sheet and ``Removed units``.
+    ``code_ids``: the codebook's IDs, or every ID a cell may hold -> the code it stands for
+    (``Codebook.readable_ids``: a code renamed or merged is read as the code that replaced it).
 
     A workbook whose file is exactly as when the last run read it (the same bytes, with the same codebook) is
     not opened again: its entries come from ``coder_entries.parquet``.  Opening a few hundred workbooks costs
@@ -77,6 +80,7 @@ def read_workbooks(study, code_ids) -> ReadBack:
     gives every file a new modification time: then the bytes are compared by their hash)."""
     rows: list[dict] = []
     problems: list[Problem] = []
+    code_ids = _as_map(code_ids)
     known, previous = _last_reads(study, code_ids)
     signatures: dict = {"codes": _codes_key(code_ids)}
     reused: list[str] = []
@@ -99,7 +103,39 @@ def read_workbooks(study, code_ids) -> ReadBack:
     if reused:
         old = previous[previous["workbook"].isin(reused)]
         entries = pd.concat([old, entries], ignore_index=True) if len(entries) else old.reset_index(drop=True)
+    problems = [p for p in problems if not isinstance(p, _Gone)] + _gone_codes(
+        [p for p in problems if isinstance(p, _Gone)], study.settings.codebook)
     return ReadBack(entries, problems + units_in_two_workbooks(entries), signatures)
+
+
+def _as_map(code_ids) -> dict[str, str]:
+    return dict(code_ids) if isinstance(code_ids, dict) else {c: c for c in code_ids}
+
+
+@dataclass(frozen=True)
+class _Gone(Problem):
+    """A code in a coder's cell that is not in the codebook, though it was when the workbook was made (its sheet
+    Codebook lists it): the codebook changed.  Told once per code, not once per cell."""
+
+    code: str = ""
+    guess: str = ""
+
+
+def _gone_codes(gone: list[_Gone], codebook: str) -> list[Problem]:
+    """One problem per code gone from the codebook, naming the first cell that holds it and how many do."""
+    by_code: dict[str, list[_Gone]] = {}
+    for g in gone:
+        by_code.setdefault(g.code.lower(), []).append(g)
+    problems = []
+    for cells in by_code.values():
+        first, books, code = cells[0], len({g.file for g in cells}), cells[0].code
+        where = "a coder's cell holds it" if len(cells) == 1 else f"this cell and {len(cells) - 1} more hold it"
+        where += f", in {books} workbooks" if books > 1 else ""
+        became = f"became {first.guess} or was merged" if first.guess else "was renamed or merged"
+        problems.append(Problem(first.file, f"unknown code {code!r}: it is no longer in {codebook}, but {where}",
+                                first.where, f"if it {became} into another code, add 'replaces: [{code}]' to that "
+                                             "code; otherwise put it back in the codebook"))
+    return problems
 
 
 def units_in_two_workbooks(entries: pd.DataFrame) -> list[Problem]:
@@ -130,8 +166,8 @@ def units_in_two_workbooks(entries: pd.DataFrame) -> list[Problem]:
     return problems
 
 
-def _codes_key(code_ids) -> str:
-    return sha256_text(*sorted(code_ids))
+def _codes_key(code_ids: dict[str, str]) -> str:
+    return sha256_text(*sorted(old if old == new else f"{old}>{new}" for old, new in code_ids.items()))
 
 
 def _last_reads(study, code_ids) -> tuple[dict, pd.DataFrame | None]:
@@ -185,7 +221,7 @@ def read_workbook(path: Path, rel: str, coder: str, code_ids, others=()) -> tupl
         return [], [Problem(rel, f"is not a readable Excel workbook ({type(e).__name__})",
                             hint="save it again as an Excel Workbook (.xlsx), restore it from .backup/, or "
                                  "delete it to have it written anew")]
-    by_id = {c.lower(): c for c in code_ids}
+    by_id = {c.lower(): current for c, current in _as_map(code_ids).items()}
     rows: list[dict] = []
     try:
         names = {s.strip().lower(): s for s in wb.sheetnames}
@@ -193,10 +229,12 @@ def read_workbook(path: Path, rel: str, coder: str, code_ids, others=()) -> tupl
         if not units:
             problems.append(Problem(rel, "has no sheet named Turns or Segments",
                                     hint="rename the sheet back, or restore the workbook from .backup/"))
+        made_with = functools.cache(lambda: _codebook_sheet_ids(wb, names))
         for sheet, unit_type in units:
-            rows += _read_sheet(wb[sheet], coder, path.stem, unit_type, rel, by_id, problems)
+            rows += _read_sheet(wb[sheet], coder, path.stem, unit_type, rel, by_id, problems, made_with)
         if REMOVED_SHEET.lower() in names:
-            rows += _read_sheet(wb[names[REMOVED_SHEET.lower()]], coder, path.stem, None, rel, by_id, problems)
+            rows += _read_sheet(wb[names[REMOVED_SHEET.lower()]], coder, path.stem, None, rel, by_id, problems,
+                                made_with)
         if rows and (made_for := _made_for(wb)) != coder and made_for in others:
             problems.append(Problem(
                 rel, f"was made for {made_for}, so its codes would count as {coder}'s", f"sheet {HOW_TO_SHEET}",
@@ -208,6 +246,14 @@ def read_workbook(path: Path, rel: str, coder: str, code_ids, others=()) -> tupl
     finally:
         wb.close()
     return rows, problems
+
+
+def _codebook_sheet_ids(wb, names: dict[str, str]) -> set[str]:
+    """The code IDs (lower case) in the workbook's sheet Codebook: those of the codebook it was made with."""
+    if "codebook" not in names:
+        return set()
+    rows = wb[names["codebook"]].iter_rows(min_row=2, max_col=1, values_only=True)
+    return {typed_text(row[0]).lower() for row in rows if row and row[0] is not None}
 
 
 def evidence_of(code: str, words: str) -> str:
@@ -271,8 +317,9 @@ def header_row(ws) -> tuple[int, list[str], list[str]] | None:
     return first
 
 
-def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems) -> list[dict]:
-    """The entries of one sheet; ``unit_type`` None for the ``Removed units`` sheet (it has its own column)."""
+def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems, made_with) -> list[dict]:
+    """The entries of one sheet; ``unit_type`` None for the ``Removed units`` sheet (it has its own column).
+    ``made_with()``: the code IDs (lower case) of the codebook the workbook was made with."""
     from openpyxl.utils import get_column_letter
 
     found = header_row(ws)
@@ -318,12 +365,15 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems) -> li
             if unknown:
                 # a code's name typed in full ("Minimal response") is one mistake, not one per word
                 whole = _did_you_mean(typed, by_id)
+                cell = f"sheet {ws.title}, cell {get_column_letter(i + 1)}{r}"
                 for code in [typed] if whole else unknown:
                     guess = whole or _did_you_mean(code, by_id)
-                    problems.append(Problem(rel, f"unknown code {code!r}",
-                                            f"sheet {ws.title}, cell {get_column_letter(i + 1)}{r}",
-                                            (f"did you mean {guess}? " if guess else "")
-                                            + "choose a code from the drop-down list (sheet Codebook)"))
+                    if code.lower() in made_with():
+                        problems.append(_Gone(rel, "", cell, code=code, guess=guess))
+                    else:
+                        problems.append(Problem(rel, f"unknown code {code!r}", cell,
+                                                (f"did you mean {guess}? " if guess else "")
+                                                + "choose a code from the drop-down list (sheet Codebook)"))
         if checked:
             problems += _typed_into_ours(ws, r, values, checked, by_id, rel)
         note = "" if memo is None else typed_text(values[memo])

@@ -165,7 +165,7 @@ def read_coders(study: Study, codebook):
     for the next run's reads); every problem in every workbook at once."""
     from .readback import read_workbooks
 
-    back = read_workbooks(study, set(codebook.ids()))
+    back = read_workbooks(study, codebook.readable_ids())
     if back.problems:
         raise InputError(back.problems)
     return back
@@ -318,6 +318,7 @@ def audit(study: Study, codebook, log: RunLog) -> dict:
     return {
         "software": f"ipr-pipeline {__version__}, Python {platform.python_version()}",
         "codebook": f"{codebook.title}, version {codebook.version} ({s.codebook}, sha256 {codebook.digest[:12]}…)",
+        "replaced": codebook.replaced(),  # coders' codes read as the code that replaced them
         "settings": {"window_s": s.window_s, "repair_window_s": s.repair_window_s, "coders": study.coders(),
                      "blind coding": s.blind, "extra stop patterns": len(s.stop_patterns),
                      "speaker labels": len(s.speakers), "de-identification": "on" if s.deidentify_key else "off"},

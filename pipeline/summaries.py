@@ -613,7 +613,9 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
         if len(versus):
             out["Suggestions vs coders, all"] = pooled[pooled["code_id"] == POOLED].drop(
                 columns=["code_id", "name"]).reset_index(drop=True)
+    replaced = "; ".join(f"{old} → {new}" for old, new in audit.get("replaced", {}).items())
     out["Run"] = pd.DataFrame([("software", audit["software"]), ("codebook", audit["codebook"]),
+                               *([("codes renamed or merged (read as the new code)", replaced)] if replaced else []),
                                ("pipeline run started (UTC)", audit["started"]), ("report written (UTC)", now),
                                ("study folder", str(study.root.name))], columns=["what", "value"])
     out["Settings"] = pd.DataFrame([(k, _setting(v)) for k, v in audit["settings"].items()],

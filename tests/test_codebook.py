@@ -29,6 +29,9 @@ def test_load_small_codebook():
     assert code.parent == "strain" and code.examples == ["You never listen."]
     assert [r.id for r in code.rules] == ["unheard-phrases", "judged"]
     assert book.get("nope") is None
+    assert book.replaced() == {"strain.not_listened_to": "strain.unheard", "strain.ignored": "strain.unheard"}
+    assert book.readable_ids()["strain.ignored"] == "strain.unheard"
+    assert book.readable_ids()["strain.denial"] == "strain.denial"
 
 
 def test_units_and_roles_are_inherited_from_the_parent():
@@ -126,6 +129,13 @@ def test_problems_read_as_one_line_each():
     ("title: x\ncodes:\n  - {id: a, name: A, definition: d, examples: {a: 1}}\n", "line 3", "examples"),
     ("title: x\ncodes:\n  - {id: a, name: A, definition: d, rules: {phrases: [x]}}\n", "line 3", "must be a list"),
     ("title: x\ncodes:\n  - {id: a, name: A, definition: [d]}\n", "line 3", "must be text"),
+    ("title: x\ncodes:\n  - {id: a, name: A, definition: d}\n  - {id: b, name: B, definition: d, replaces: [a]}\n",
+     "line 4", "code 'b' replaces 'a', which is still a code of this codebook"),
+    ("title: x\ncodes:\n  - {id: a, name: A, definition: d, replaces: [old]}\n"
+     "  - {id: b, name: B, definition: d,\n     replaces: old}\n", "line 5",
+     "code 'b' replaces 'old', and so does 'a'"),
+    ("title: x\ncodes:\n  - {id: a, name: A, definition: d, replaces: [two words]}\n", "line 3",
+     "'two words' in 'replaces' is not a code ID"),
 ])
 def test_whole_file_problems(tmp_path, text, where, message):
     path = tmp_path / "c.yaml"

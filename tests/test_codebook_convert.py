@@ -14,7 +14,8 @@ from pipeline.errors import InputError
 ROOT = Path(__file__).parent.parent
 DEFAULT = ROOT / "codebooks" / "rupture_repair.yaml"
 SMALL = Path(__file__).parent / "data" / "codebooks" / "small.yaml"
-FIELDS = ("id", "name", "parent", "brief", "definition", "when_to_use", "when_not_to_use", "examples", "units", "roles")
+FIELDS = ("id", "name", "parent", "brief", "definition", "when_to_use", "when_not_to_use", "examples", "units", "roles",
+          "replaces")
 
 
 def fields(book):
@@ -195,7 +196,12 @@ def test_small_codebook_round_trips_through_every_form(tmp_path):
     path = tmp_path / "small.yaml"
     path.write_bytes(SMALL.read_bytes())
     original = load_codebook(path)
+    assert original.get("strain.unheard").replaces == ["strain.not_listened_to", "strain.ignored"]
     back = load_codebook(convert(convert(path, "xlsx"), "yaml", out=tmp_path / "x.yaml"))
     assert fields(back) == fields(original) and rules(back) == rules(original)
     again = load_codebook(convert(convert(path, "qdc"), "yaml", out=tmp_path / "q.yaml"))
     assert fields(again) == fields(original)
+    from docx import Document
+
+    text = "\n".join(p.text for p in Document(str(convert(path, "docx"))).paragraphs)
+    assert "Replaces (codes renamed to this one or merged into it): strain.not_listened_to, strain.ignored" in text

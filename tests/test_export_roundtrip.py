@@ -407,3 +407,40 @@ def test_suggestions_deleted_or_reordered_by_a_coder_are_no_problem(study, tmp_p
     wb.save(path)
     result = _invoke("analyze", "--study", str(root))
     assert result.exit_code == 0, result.output
+
+
+def test_a_code_renamed_in_the_codebook_is_told_once_and_read_as_the_new_code_with_replaces(study, tmp_path):
+    """Codebooks change while coders code.  A code renamed without a word stops the run with one line for the code
+    (not one per cell); with ``replaces`` the coders' codes are read as the new code, and their workbooks show it."""
+    root = tmp_path / "s"
+    shutil.copytree(study["root"], root)
+    new = "rupture.withdrawal.denying"
+    book = root / "codebooks" / "rupture_repair.yaml"
+    book.write_text(book.read_text(encoding="utf-8").replace(f"  - id: {X}\n", f"  - id: {new}\n"), encoding="utf-8")
+    before = pd.read_parquet(root / "data" / "interim" / "codes.parquet")
+    given = before[(before["coder"] != "auto") & (before["code_id"] == X)]
+    result = _invoke("analyze", "--study", str(root))
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.output
+    assert errors[0].startswith(f"error: data/coded/coder_a/{SESSION}.xlsx, sheet Turns, cell I")
+    assert (f"unknown code '{X}': it is no longer in codebooks/rupture_repair.yaml, but this cell and "
+            f"{len(given) - 1} more hold it, in 2 workbooks (if it became {new} or was merged into another code, "
+            f"add 'replaces: [{X}]' to that code") in errors[0]
+
+    text = book.read_text(encoding="utf-8")
+    book.write_text(text.replace(f"  - id: {new}\n", f"  - id: {new}\n    replaces: [{X}]\n"), encoding="utf-8")
+    result = _invoke("analyze", "--study", str(root))
+    assert result.exit_code == 0, result.output
+    after = pd.read_parquet(root / "data" / "interim" / "codes.parquet")
+    coders = after[after["coder"] != "auto"]
+    assert X not in set(after["code_id"])
+    renamed = coders[coders["code_id"] == new]
+    assert sorted(zip(renamed["coder"], renamed["unit_id"], strict=True)) == sorted(
+        zip(given["coder"], given["unit_id"], strict=True))
+    for coder in ("coder_a", "coder_b"):
+        cells = [u[f"code {i}"] for u in _units(root / "data" / "coded" / coder / f"{SESSION}.xlsx", "Turns")
+                 for i in (1, 2, 3)]
+        assert X not in cells and new in cells
+    run = pd.read_excel(root / "reports" / "tables.xlsx", sheet_name="Run")
+    assert f"{X} → {new}" in set(run["value"])
