@@ -22,6 +22,7 @@ import pandas as pd
 
 from .errors import Problem
 from .files import member, sha256_file, sha256_text
+from .study import NOT_CODERS
 
 UNIT_SHEETS = {"Turns": "turn", "Segments": "segment"}
 REMOVED_SHEET = "Removed units"
@@ -87,6 +88,14 @@ def read_workbooks(study, code_ids) -> ReadBack:
     coders = set(study.coders())
     for coder, path in _workbooks(study):
         rel = study.relative(path)
+        if coder.lower() in NOT_CODERS:  # (its workbooks are not read)
+            folder = study.relative(path.parent) + "/"
+            if all(p.file != folder for p in problems):
+                problems.append(Problem(folder, f"a coder's folder cannot be named {coder!r}: the report's name "
+                                                f"for {NOT_CODERS[coder.lower()]}",
+                                        hint="rename the folder, for example to agreed/ for a consensus meeting's "
+                                             "codes"))
+            continue
         st = path.stat()
         sig, old = [st.st_mtime_ns, st.st_size], known.get(rel) or [None, None, ""]
         if lock_file(path) is None and old[1] == st.st_size and (

@@ -127,10 +127,22 @@ def parse_settings(text: str, file: str = "study.toml") -> Settings:
                     problems.append(Problem(file, f"coder names must be simple folder names, not {bad!r}",
                                             where(key, None), "use letters, digits, _ . -"))
                     continue
+                taken = [c for c in value if c.lower() in NOT_CODERS]
+                if taken:
+                    problems.append(Problem(file, f"the coder name {taken[0]!r} is the report's name for "
+                                                  f"{NOT_CODERS[taken[0].lower()]}", where(key, None),
+                                            "give the coder another name, for example 'agreed' for a consensus "
+                                            "meeting's codes"))
+                    continue
             setattr(s, key, value)
     if problems:
         raise InputError(problems)
     return s
+
+
+# Names the codes tables and the report give to codes no coder's workbook holds: a coder so named would be mixed
+# with them.
+NOT_CODERS = {"auto": "the automatic suggestions", "consensus": "the codes two or more coders agree on"}
 
 
 def _set(s: Settings, section: str, key: str, value, problems: list[Problem], file: str, where: str) -> None:

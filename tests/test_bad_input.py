@@ -237,6 +237,9 @@ CASES: dict[str, tuple[Callable, list[tuple[str, str, str]]]] = {
                                [("study.toml", "line 9", "window_s must be a number")]),
     "study.toml: coders not a list": (sub("study.toml", 'coders = ["coder_a", "coder_b"]', 'coders = "coder_a"'),
                                       [("study.toml", "line 3", "coders must be a list")]),
+    "study.toml: a coder named as the report's consensus": (
+        sub("study.toml", 'coders = ["coder_a", "coder_b"]', 'coders = ["coder_a", "Consensus"]'),
+        [("study.toml", "line 3", "the coder name 'Consensus' is the report's name for the codes two or more")]),
     "study.toml: blind not true/false": (append("study.toml", '\n[export]\nblind = "yes"\n'),
                                          [("study.toml", "line 12", "true or false")]),
     "study.toml: unknown speaker role": (sub("study.toml", '"Dr. Ruiz" = "therapist"', '"Dr. Ruiz" = "doctor"'),
@@ -265,6 +268,9 @@ CASES: dict[str, tuple[Callable, list[tuple[str, str, str]]]] = {
                                              "the rules' and is not read (move codes to a 'code' column")]),
     "workbook: a memo typed into the alignment's 'note'": (workbook(A_IPR, set_cells("Segments", I4="check this")),
                                                            [(A_IPR, "sheet Segments, cell I4", "'note' holds")]),
+    "workbook: a coder's folder named as the automatic suggestions": (
+        put(f"{CODED}/auto/D01_S3_session.xlsx", b"PK"),
+        [(f"{CODED}/auto/", "", "a coder's folder cannot be named 'auto': the report's name for the automatic")]),
     "workbook: unit_id column deleted": (workbook(A_SESSION, delete_unit_id_column),
                                          [(A_SESSION, "sheet Turns, row 1", "unit_id column is missing")]),
     "workbook: unit_id cell deleted": (workbook(A_SESSION, set_cells("Turns", A7=None, I7=CODE)),
