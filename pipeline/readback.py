@@ -93,8 +93,7 @@ def read_workbooks(study, code_ids) -> ReadBack:
             if all(p.file != folder for p in problems):
                 problems.append(Problem(folder, f"a coder's folder cannot be named {coder!r}: the report's name "
                                                 f"for {NOT_CODERS[coder.lower()]}",
-                                        hint="rename the folder, for example to agreed/ for a consensus meeting's "
-                                             "codes"))
+                                        hint="rename the folder (and the coder in study.toml)"))
             continue
         st = path.stat()
         sig, old = [st.st_mtime_ns, st.st_size], known.get(rel) or [None, None, ""]

@@ -131,8 +131,7 @@ def parse_settings(text: str, file: str = "study.toml") -> Settings:
                 if taken:
                     problems.append(Problem(file, f"the coder name {taken[0]!r} is the report's name for "
                                                   f"{NOT_CODERS[taken[0].lower()]}", where(key, None),
-                                            "give the coder another name, for example 'agreed' for a consensus "
-                                            "meeting's codes"))
+                                            "give the coder another name"))
                     continue
             setattr(s, key, value)
     if problems:
