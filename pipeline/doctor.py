@@ -194,6 +194,7 @@ def _workbooks(area: Area, study: Study, code_ids: dict[str, str] | None, deid) 
     if code_ids is None:
         area.summary = f"{_plural(len(books), 'workbook')}; their codes are checked once the codebook reads"
     back = read_workbooks(study, code_ids or {})
+    area.warnings += back.warnings
     area.problems += [p for p in _relative(back.problems, study.root)
                       if code_ids is not None or not p.message.startswith("unknown code")]
     entries = back.entries

@@ -44,6 +44,7 @@ class ReadBack:
     entries: pd.DataFrame
     problems: list[Problem] = field(default_factory=list)
     signatures: dict = field(default_factory=dict)  # workbook -> [mtime_ns, size] of the file as read
+    warnings: list[str] = field(default_factory=list)
 
 
 def workbook_path(study, coder: str, transcript_id: str) -> Path:
@@ -86,8 +87,12 @@ def read_workbooks(study, code_ids) -> ReadBack:
     signatures: dict = {"codes": _codes_key(code_ids)}
     reused: list[str] = []
     coders = set(study.coders())
+    unlisted: set[str] = set()
     for coder, path in _workbooks(study):
         rel = study.relative(path)
+        if study.settings.coders and coder not in coders:
+            unlisted.add(coder)
+            continue
         if coder.lower() in NOT_CODERS:  # (its workbooks are not read)
             folder = study.relative(path.parent) + "/"
             if all(p.file != folder for p in problems):
@@ -113,7 +118,10 @@ def read_workbooks(study, code_ids) -> ReadBack:
         entries = pd.concat([old, entries], ignore_index=True) if len(entries) else old.reset_index(drop=True)
     problems = [p for p in problems if not isinstance(p, _Gone)] + _gone_codes(
         [p for p in problems if isinstance(p, _Gone)], study.settings.codebook)
-    return ReadBack(entries, problems + units_in_two_workbooks(entries), signatures)
+    warnings = [f"{study.relative(study.coded / c)}/: not a coder of study.toml (coders = {sorted(coders)}), so its "
+                "workbooks are not read; add it to coders to count them, or move it out of "
+                f"{study.relative(study.coded)}/" for c in sorted(unlisted)]
+    return ReadBack(entries, problems + units_in_two_workbooks(entries), signatures, warnings)
 
 
 def _as_map(code_ids) -> dict[str, str]:

@@ -160,7 +160,7 @@ def _done(study: Study, step: str, key: str, **kept) -> None:
     write_text(study.interim / f"{step}_state.json", json.dumps({"key": key, **kept}))
 
 
-def read_coders(study: Study, codebook):
+def read_coders(study: Study, codebook, log: RunLog | None = None):
     """The coders' entries, and the signatures of the workbooks they were read from (which the code stage saves
     for the next run's reads); every problem in every workbook at once."""
     from .readback import read_workbooks
@@ -168,6 +168,8 @@ def read_coders(study: Study, codebook):
     back = read_workbooks(study, codebook.readable_ids())
     if back.problems:
         raise InputError(back.problems)
+    if log is not None:
+        log.warn(back.warnings)
     return back
 
 
@@ -177,7 +179,7 @@ def run_code(study: Study, log: RunLog, codebook=None, workbooks=None, coder=Non
     from .readback import coder_codes
 
     codebook = codebook or load_codebook(study)
-    workbooks = read_coders(study, codebook) if workbooks is None else workbooks
+    workbooks = read_coders(study, codebook, log) if workbooks is None else workbooks
     entries = workbooks.entries
     # The same units (turns and segments) and codebook as the last time: the same automatic codes; and with the
     # same coders' entries, the same codes.  At 10,000 pages, finding that out transcript by transcript took a
@@ -259,7 +261,7 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
 
 def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=None):
     codebook = codebook or load_codebook(study)
-    entries = read_coders(study, codebook).entries if entries is None else entries
+    entries = read_coders(study, codebook, log).entries if entries is None else entries
     # What every workbook shows comes from these (a coder's own entries never call for a rewrite): when none of
     # them changed and every workbook is there, there is nothing to do, not even a digest per transcript.
     inputs = [study.interim / n for n in ("turns.parquet", "segments.parquet", "code_state.json")]
@@ -337,7 +339,7 @@ def run_agreement(study: Study, log: RunLog, codebook=None, entries=None, tables
     from .agreement import agreement, suggestions_vs_coders, unit_scope, update_tables_xlsx
 
     codebook = codebook or load_codebook(study)
-    entries = read_coders(study, codebook).entries if entries is None else entries
+    entries = read_coders(study, codebook, log).entries if entries is None else entries
     paths = {name: study.interim / f"{name}.parquet" for name in ("turns", "segments", "codes")}
     # Before anyone has coded, both tables are empty: the study's tables need not even be read.
     interim = {name: pd.read_parquet(p) if p.exists() and len(entries) else None for name, p in paths.items()}
@@ -372,7 +374,7 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
 
     # spaCy's check of the codebook's token patterns is the coding process's (which loads spaCy anyway)
     codebook = load_codebook(study, patterns=coder is None)
-    workbooks = read_coders(study, codebook)  # before anything is written: a coder's work is never at risk
+    workbooks = read_coders(study, codebook, log)  # before anything is written: a coder's work is never at risk
     entries = workbooks.entries
     check_entries_for_names(study, entries)  # a real name in a memo fails the run before it is copied anywhere
     timed("read")

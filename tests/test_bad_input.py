@@ -269,7 +269,7 @@ CASES: dict[str, tuple[Callable, list[tuple[str, str, str]]]] = {
     "workbook: a memo typed into the alignment's 'note'": (workbook(A_IPR, set_cells("Segments", I4="check this")),
                                                            [(A_IPR, "sheet Segments, cell I4", "'note' holds")]),
     "workbook: a coder's folder named as the automatic suggestions": (
-        put(f"{CODED}/auto/D01_S3_session.xlsx", b"PK"),
+        both(sub("study.toml", 'coders = ["coder_a", "coder_b"]', ""), put(f"{CODED}/auto/D01_S3_session.xlsx", b"PK")),
         [(f"{CODED}/auto/", "", "a coder's folder cannot be named 'auto': the report's name for the automatic")]),
     "workbook: unit_id column deleted": (workbook(A_SESSION, delete_unit_id_column),
                                          [(A_SESSION, "sheet Turns, row 1", "unit_id column is missing")]),

@@ -444,3 +444,22 @@ def test_a_code_renamed_in_the_codebook_is_told_once_and_read_as_the_new_code_wi
         assert X not in cells and new in cells
     run = pd.read_excel(root / "reports" / "tables.xlsx", sheet_name="Run")
     assert f"{X} → {new}" in set(run["value"])
+
+
+def test_a_folder_of_someone_not_a_coder_is_not_read_and_the_run_says_so(study, tmp_path):
+    """With coders listed in study.toml, a pilot round's folder (or a former coder's) in data/coded/ would have
+    counted as one more coder in the agreement."""
+    root = tmp_path / "s"
+    shutil.copytree(study["root"], root)
+    (root / "data" / "coded" / "pilot").mkdir()
+    shutil.copy(root / "data" / "coded" / "coder_b" / f"{SESSION}.xlsx", root / "data" / "coded" / "pilot")
+    result = _invoke("analyze", "--study", str(root))
+    assert result.exit_code == 0, result.output
+    assert ("warning: data/coded/pilot/: not a coder of study.toml (coders = ['coder_a', 'coder_b']), so its "
+            "workbooks are not read") in result.output
+    codes = pd.read_parquet(root / "data" / "interim" / "codes.parquet")
+    assert set(codes["coder"]) == {"auto", "coder_a", "coder_b"}
+    agreement = pd.read_csv(root / "reports" / "agreement.csv")
+    assert agreement.loc[agreement["code_id"] == "(all codes)", "coders"].item() == 2
+    result = _invoke("doctor", "--study", str(root))
+    assert "data/coded/pilot/: not a coder" in result.output
