@@ -34,6 +34,8 @@ def turns(path: Path):
     ("Dr. Ruiz: Hello.", "Dr. Ruiz", None),
     ("Speaker 1: Hello.", "Speaker 1", None),
     ("[1:02.5] C: Hello.", "C", 62.5),
+    ("[00:01:02:15] T: Hello.", "T", 62),  # a video timecode: frames dropped
+    ("01:01:02:29 - Therapist: Hello.", "Therapist", 3662),
 ])
 def test_label_colon_forms(tmp_path, line, speaker, start):
     path = write(tmp_path, f"{line}\nC: Fine.\n")
@@ -140,3 +142,19 @@ def test_subtitles_saved_as_txt_are_read_as_subtitles(tmp_path):
         path = write(tmp_path, (SAME / name).read_text(encoding="utf-8"), f"{name}.txt")
         parsed = read_transcript(path)
         assert len(parsed.turns) == 6 and parsed.turns[0].end_s == 11.5, name
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("00:01:02:15", 62), ("10:00:00:00", 36000), ("00:01:02:60", None), ("1:01:02:03", None), ("01:61:02:03", None),
+    ("1:02:03", 3723), ("75:10", 4510), ("00:01:02,500", 62.5),
+])
+def test_times_and_timecodes(text, seconds):
+    from pipeline.timecode import parse_time
+
+    assert parse_time(text) == seconds
+
+
+def test_a_stop_at_a_video_timecode(tmp_path):
+    path = write(tmp_path, "[00:00:05] I: Let us start.\n[Video paused at 00:01:10:05]\n[00:00:30] C: I felt it.\n",
+                 "D01_S1_ipr-client.txt")
+    assert [(s.video_s, s.line) for s in read_transcript(path).stops] == [(70.0, 2)]
