@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__
-from .files import atomic_path, sha256_text
+from .files import atomic_path, code_version, sha256_text
 from .timecode import format_time
 
 DPI = 160
@@ -43,7 +42,7 @@ def _key(args: tuple, kwargs: dict) -> str:
             parts.append(f"{columns!r}:{hashlib.sha256(hashed).hexdigest()}")
         elif not isinstance(value, Path):
             parts.append(repr(value))
-    return sha256_text(__version__, "key 4", *parts)
+    return sha256_text(code_version(), *parts)
 
 
 def _stored_key(path: Path) -> str:

@@ -65,6 +65,22 @@ def write_parquet(df, path: Path) -> None:
         (df.astype(texts) if texts else df).to_parquet(tmp, index=False)
 
 
+_CODE_VERSION = ""
+
+
+def code_version() -> str:
+    """This pipeline: its version number and a digest of its source files.  Every stage's key includes it, so that
+    what other code made (an update, with or without a new version number) is made again, never reused."""
+    global _CODE_VERSION
+    if not _CODE_VERSION:
+        from . import __version__
+
+        package = Path(__file__).parent
+        _CODE_VERSION = sha256_text(__version__, *(f"{p.relative_to(package).as_posix()}:{sha256_file(p)}"
+                                                   for p in sorted(package.rglob("*.py"))))
+    return _CODE_VERSION
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -18,7 +18,7 @@ import pandas as pd
 from . import __version__
 from .codebook import codes_frame
 from .errors import InputError, Problem
-from .files import digest_of, digests_by, member, sha256_file, sha256_text, write_parquet, write_text
+from .files import code_version, digest_of, digests_by, member, sha256_file, sha256_text, write_parquet, write_text
 from .study import Study
 
 
@@ -93,7 +93,7 @@ def run_align(study: Study, log: RunLog):
     outputs = [study.interim / "segments.parquet", study.interim / "alignment.parquet"]
     if not all(p.exists() for p in inputs):
         _table(study, "turns", "ingest")  # says what to run first
-    key = sha256_text(__version__, repr(study.settings.window_s), *(sha256_file(p) for p in inputs))
+    key = sha256_text(code_version(), repr(study.settings.window_s), *(sha256_file(p) for p in inputs))
     before = _done_before(study, "align", key, outputs)
     if before is not None:  # the same turns and stops: the same segments
         result = Aligned(pd.read_parquet(outputs[0]), pd.read_parquet(outputs[1]), before.get("warnings", []))
@@ -117,7 +117,7 @@ def _align_changed(study: Study, turns: pd.DataFrame, stops: pd.DataFrame, outpu
                   .drop_duplicates("transcript_id").itertuples(index=False)}
     turn_sessions, stop_sessions = turns["transcript_id"].map(session_of), stops["transcript_id"].map(session_of)
     stop_digests = digests_by(stops, stop_sessions)
-    keys = {s: sha256_text(__version__, repr(study.settings.window_s), d, stop_digests.get(s, ""))
+    keys = {s: sha256_text(code_version(), repr(study.settings.window_s), d, stop_digests.get(s, ""))
             for s, d in digests_by(turns, turn_sessions).items()}
     old = _json(study.interim / "align_state.json").get("sessions", {}) if all(p.exists() for p in outputs) else {}
     same = {s for s, k in keys.items() if old.get(s, {}).get("key") == k}
@@ -185,7 +185,7 @@ def run_code(study: Study, log: RunLog, codebook=None, workbooks=None, coder=Non
     # same coders' entries, the same codes.  At 10,000 pages, finding that out transcript by transcript took a
     # second.
     made = [study.interim / n for n in ("turns.parquet", "segments.parquet")]
-    units = sha256_text(__version__, codebook.digest, *(sha256_file(p) if p.exists() else "" for p in made))
+    units = sha256_text(code_version(), codebook.digest, *(sha256_file(p) if p.exists() else "" for p in made))
     key = sha256_text(units, digest_of(entries))
     outputs = [study.interim / n for n in ("codes.parquet", "coder_entries.parquet", "code_state.json")]
     last = _json(study.interim / "codes_state.json") if all(p.exists() for p in outputs) else {}
@@ -228,7 +228,7 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
     unit_columns = (["turn_id", "role", "text"], ["segment_id", "participant", "recall_text", "status"])
     digests = (digests_by(sessions[unit_columns[0]], sessions["transcript_id"])
                | digests_by(segments[unit_columns[1]], segments["transcript_id"]))
-    keys = {tid: sha256_text(codebook.digest, __version__, repr(unit_columns), d) for tid, d in digests.items()}
+    keys = {tid: sha256_text(codebook.digest, code_version(), repr(unit_columns), d) for tid, d in digests.items()}
     old = _codes_state(study)
     codes_path = study.interim / "codes.parquet"
     same = [tid for tid, key in keys.items() if old.get(tid) == key]
@@ -265,7 +265,7 @@ def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=
     # What every workbook shows comes from these (a coder's own entries never call for a rewrite): when none of
     # them changed and every workbook is there, there is nothing to do, not even a digest per transcript.
     inputs = [study.interim / n for n in ("turns.parquet", "segments.parquet", "code_state.json")]
-    key = sha256_text(__version__, codebook.digest, repr(study.settings.blind), json.dumps(study.coders()),
+    key = sha256_text(code_version(), codebook.digest, repr(study.settings.blind), json.dumps(study.coders()),
                       *(sha256_file(p) if p.exists() else "" for p in inputs))
     workbooks = [study.root / w for w in _json(study.interim / "export_state.json")]
     if _done_before(study, "workbooks", key, workbooks) is not None:
@@ -445,16 +445,9 @@ def _report_key(study: Study, codebook, log: RunLog) -> str:
     of this one, and making it again (figures and all) would only cost the researcher time."""
     derived = {f"{name}.parquet" for name in AGREEMENT_TABLES}  # made with the report, from tables counted here
     tables = sorted(p for p in study.interim.glob("*.parquet") if p.name not in derived)
-    return sha256_text(__version__, _code(), codebook.digest, json.dumps(audit(study, codebook, log)["settings"]),
+    return sha256_text(code_version(), codebook.digest, json.dumps(audit(study, codebook, log)["settings"]),
                        json.dumps(log.inputs), json.dumps(log.warnings),
                        *(f"{p.name}:{sha256_file(p)}" for p in tables))
-
-
-def _code() -> str:
-    """A digest of the pipeline's own code: a report made by other code (an update of the pipeline, a change of
-    how the report looks) is made again, though the version number may be the same."""
-    package = Path(__file__).parent
-    return sha256_text(*(f"{p.relative_to(package)}:{sha256_file(p)}" for p in sorted(package.rglob("*.py"))))
 
 
 def check_for_leaks(study: Study) -> None:

@@ -250,16 +250,26 @@ def test_a_report_figure_deleted_by_hand_is_drawn_again(demo_study):
     assert report.stat().st_mtime_ns == made
 
 
-def test_a_report_made_by_other_code_is_made_again(demo_study, monkeypatch):
-    """An update of the pipeline (or a change of how the report looks) with the same version number: the report
-    of the last run is not what this code makes."""
+def test_what_other_code_made_is_made_again(demo_study, monkeypatch):
+    """An update of the pipeline (a fix of how a transcript form is read, a change of how the report looks) with
+    the same version number: the tables and the report of the last run are not what this code makes."""
+    import pipeline.files
+
+    def ingest_keys():
+        state = json.loads((demo_study / "data" / "interim" / "ingest_state.json").read_text())
+        return {tid: s["key"] for tid, s in state.items()}
+
     analyze(demo_study)
-    report = demo_study / "reports" / "summary.docx"
-    made = report.stat().st_mtime_ns
-    assert pipeline.stages._code() == pipeline.stages._code()  # the same code, the same digest
-    monkeypatch.setattr(pipeline.stages, "_code", lambda: "other code")
+    outputs = [demo_study / "reports" / "summary.docx", demo_study / "data" / "interim" / "segments.parquet",
+               demo_study / "data" / "interim" / "codes.parquet"]
+    made, read = [p.stat().st_mtime_ns for p in outputs], ingest_keys()
+    assert pipeline.files.code_version() == pipeline.files.code_version()  # the same code, the same digest
     analyze(demo_study)
-    assert report.stat().st_mtime_ns != made
+    assert [p.stat().st_mtime_ns for p in outputs] == made and ingest_keys() == read
+    monkeypatch.setattr(pipeline.files, "_CODE_VERSION", "other code")
+    analyze(demo_study)
+    assert all(p.stat().st_mtime_ns != m for p, m in zip(outputs, made, strict=True))
+    assert all(ingest_keys()[tid] != key for tid, key in read.items())  # every transcript read again
 
 
 NOTHING_CHANGED = """

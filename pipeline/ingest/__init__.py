@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import __version__
 from ..conventions import find_annotations
 from ..deidentify import Deidentifier, load_key
 from ..errors import InputError, Problem
-from ..files import sha256_file, sha256_text
+from ..files import code_version, sha256_file, sha256_text
 from ..study import Source, Study, discover_sources
 from ..timecode import format_time
 from .model import Parsed
@@ -157,7 +156,7 @@ def _settings_key(study: Study) -> str:
     """What, beside a file's bytes, decides its rows: the reading settings, the key file, this version."""
     key = study.settings.deidentify_key
     key_path = study.root / key if key else None
-    return sha256_text(__version__, json.dumps(study.settings.speakers, sort_keys=True),
+    return sha256_text(code_version(), json.dumps(study.settings.speakers, sort_keys=True),
                        json.dumps(study.settings.stop_patterns),
                        sha256_file(key_path) if key_path and key_path.is_file() else "")
 
