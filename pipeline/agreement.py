@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .readback import coded_entries
+from .study import CONSENSUS
 
 AGREEMENT_COLUMNS = ["code_id", "units", "coders", "percent_agreement", "cohen_kappa", "krippendorff_alpha",
                      "positive_agreement"]
@@ -140,8 +141,9 @@ def unit_scope(turns: pd.DataFrame | None, segments: pd.DataFrame | None) -> dic
 
 
 def agreement(entries: pd.DataFrame, codebook=None, scope: dict | None = None) -> pd.DataFrame:
-    """One row per code any coder used on a unit that two or more coders coded, and the pooled row."""
-    units, types = _decisions(entries, scope)
+    """One row per code any coder used on a unit that two or more coders coded, and the pooled row.  The
+    consensus coder records what the coders agreed on, so is not one of the coders who agree."""
+    units, types = _decisions(entries[entries["coder"] != CONSENSUS], scope)
     joint = {u: by for u, by in units.items() if len(by) >= 2}
     if not joint:
         return pd.DataFrame(columns=AGREEMENT_COLUMNS)

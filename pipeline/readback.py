@@ -22,7 +22,7 @@ import pandas as pd
 
 from .errors import Problem
 from .files import member, sha256_file, sha256_text
-from .study import NOT_CODERS
+from .study import CONSENSUS, NOT_CODERS
 
 UNIT_SHEETS = {"Turns": "turn", "Segments": "segment"}
 REMOVED_SHEET = "Removed units"
@@ -93,12 +93,10 @@ def read_workbooks(study, code_ids) -> ReadBack:
         if study.settings.coders and coder not in coders:
             unlisted.add(coder)
             continue
-        if coder.lower() in NOT_CODERS:  # (its workbooks are not read)
+        if coder.lower() in NOT_CODERS or coder.lower() == CONSENSUS != coder:
             folder = study.relative(path.parent) + "/"
-            if all(p.file != folder for p in problems):
-                problems.append(Problem(folder, f"a coder's folder cannot be named {coder!r}: the report's name "
-                                                f"for {NOT_CODERS[coder.lower()]}",
-                                        hint="rename the folder (and the coder in study.toml)"))
+            if all(p.file != folder for p in problems):  # (once per folder; its workbooks are not read)
+                problems.append(_misnamed(folder, coder))
             continue
         st = path.stat()
         sig, old = [st.st_mtime_ns, st.st_size], known.get(rel) or [None, None, ""]
@@ -122,6 +120,13 @@ def read_workbooks(study, code_ids) -> ReadBack:
                 "workbooks are not read; add it to coders to count them, or move it out of "
                 f"{study.relative(study.coded)}/" for c in sorted(unlisted)]
     return ReadBack(entries, problems + units_in_two_workbooks(entries), signatures, warnings)
+
+
+def _misnamed(folder: str, coder: str) -> Problem:
+    if coder.lower() in NOT_CODERS:
+        return Problem(folder, f"a coder's folder cannot be named {coder!r}: the report's name for "
+                               f"{NOT_CODERS[coder.lower()]}", hint="rename the folder (and the coder in study.toml)")
+    return Problem(folder, f"the consensus coder's folder is named {CONSENSUS!r}", hint=f"rename it to {CONSENSUS}/")
 
 
 def _as_map(code_ids) -> dict[str, str]:
@@ -207,7 +212,11 @@ _ABOUT = re.compile(r"^Transcript (?P<transcript>.+), coder (?P<coder>.+?); code
 def about_line(transcript_id: str, coder: str, codebook) -> str:
     """The line of a workbook's 'How to code' sheet that says whose workbook it is, of which transcript."""
     version = f", version {codebook.version}" if codebook.version else ""
-    return f"Transcript {transcript_id}, coder {coder}; codebook: {codebook.title or '(untitled)'}{version}."
+    line = f"Transcript {transcript_id}, coder {coder}; codebook: {codebook.title or '(untitled)'}{version}."
+    if coder == CONSENSUS:
+        line += (" Record here the codes the coders agreed on when they met: this workbook is the consensus, not "
+                 "one more coder in the agreement between coders.")
+    return line
 
 
 def _made_for(wb) -> str | None:

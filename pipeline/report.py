@@ -181,7 +181,7 @@ def _at_a_glance(d: WordDoc, data: ReportData, segments: pd.DataFrame) -> None:
              f"{plural(auto_units['unit_id'].nunique(), 'unit')}." if len(auto_units)
              else "The codebook's rules suggested no code.")
     coders = [s for s in data.sources if s not in (AUTO, CONSENSUS)]
-    d.bullet(f"Human coding: {', '.join(coders)}" + (" (with a consensus where two or more agree)."
+    d.bullet(f"Human coding: {', '.join(coders)}" + (f"; the consensus is {data.notes['consensus']}."
                                                      if CONSENSUS in data.sources else ".")
              if coders else "No coder has coded yet; every code in this report is an automatic suggestion.")
     for r in data.runs:
@@ -242,7 +242,7 @@ def _section_codes(d: WordDoc, data: ReportData, codebook, coders, charts: list[
     if coders:
         who += ", each coder (" + ", ".join(coders) + ")"
     if CONSENSUS in srcs:
-        who += ", and the consensus (the codes that two or more coders gave the same unit)"
+        who += f", and the consensus ({data.notes['consensus']})"
     else:
         who += "; no coding by two coders yet, so no consensus"
     d.para(f"Units (session turns and IPR recalls) with each code, counted for {who}. A unit counts once per "
@@ -380,7 +380,8 @@ def _section_both_sides(d: WordDoc, out, letters: dict[str, str]) -> None:
     d.para("Where the client and the therapist stopped the video at the same stretch of session, their recalls "
            "side by side. A participant 'noticed' a rupture when the recall has a recall.rupture.* code, or (for "
            "the therapist) a recall.awareness.* code other than not noticing it. The codes are the coders' "
-           "consensus where two or more coders coded the recall, otherwise the automatic suggestions.")
+           "consensus where the consensus coder or two or more coders coded the recall, otherwise the automatic "
+           "suggestions.")
     d.table("Both sides", both, "Moments recalled by both participants, and whether each noticed a rupture")
     d.para(_see(letters, {"moments": "the two recalls of each moment side by side, with the session excerpt"}))
 

@@ -133,15 +133,22 @@ def parse_settings(text: str, file: str = "study.toml") -> Settings:
                                                   f"{NOT_CODERS[taken[0].lower()]}", where(key, None),
                                             "give the coder another name"))
                     continue
+                cased = [c for c in value if c.lower() == CONSENSUS and c != CONSENSUS]
+                if cased:
+                    problems.append(Problem(file, f"the consensus coder is written {CONSENSUS!r}, not {cased[0]!r}",
+                                            where(key, None), f"write {CONSENSUS!r} (and name its folder so)"))
+                    continue
             setattr(s, key, value)
     if problems:
         raise InputError(problems)
     return s
 
 
-# Names the codes tables and the report give to codes no coder's workbook holds: a coder so named would be mixed
-# with them.
-NOT_CODERS = {"auto": "the automatic suggestions", "consensus": "the codes two or more coders agree on"}
+# The coder who records the codes a consensus meeting agreed on: not an independent coder (left out of the
+# agreement between coders), and the report's consensus (else the codes two or more coders gave a unit).
+CONSENSUS = "consensus"
+# The name the codes tables give to codes no coder's workbook holds: a coder so named would be mixed with them.
+NOT_CODERS = {"auto": "the automatic suggestions"}
 
 
 def _set(s: Settings, section: str, key: str, value, problems: list[Problem], file: str, where: str) -> None:

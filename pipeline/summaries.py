@@ -15,11 +15,11 @@ import pandas as pd
 
 from . import sequences as seq
 from .files import member
+from .study import CONSENSUS
 from .timecode import format_time
 
 WORDS_PER_PAGE = 350
 AUTO = "auto"
-CONSENSUS = "consensus"
 EXEMPLARS_PER_CODE = 2
 ROLE_ORDER = ["client turn", "therapist turn", "client recall", "therapist recall"]
 
@@ -143,24 +143,33 @@ def human_coders(codes: pd.DataFrame) -> list[str]:
 
 
 def consensus(codes: pd.DataFrame, min_coders: int = 2) -> pd.DataFrame:
-    """The codes that two or more coders gave the same unit (coder ``consensus``)."""
+    """The codes that two or more coders gave the same unit (coder ``consensus``): the consensus of a study whose
+    consensus coder has not coded."""
     human = codes[~codes["coder"].isin([AUTO, CONSENSUS])]
     per = human.drop_duplicates(["unit_type", "unit_id", "code_id", "coder"])
     n = per.groupby(["unit_type", "unit_id", "code_id"], sort=False)["coder"].nunique()
     agreed = n[n >= min_coders].reset_index()[["unit_type", "unit_id", "code_id"]]
-    return agreed.assign(coder=CONSENSUS, rule_id="", evidence="", start_char=-1, end_char=-1)
+    return agreed.assign(coder=CONSENSUS, rule_id=COMPUTED, evidence="", start_char=-1, end_char=-1)
 
 
 def sources(codes: pd.DataFrame) -> list[str]:
     """Whose codes the report counts: the automatic suggestions always, each coder, and the consensus where
-    two or more coders coded."""
+    the consensus coder or two or more coders coded."""
     coders = human_coders(codes)
-    return [AUTO] + coders + ([CONSENSUS] if len(coders) >= 2 else [])
+    return [AUTO] + coders + ([CONSENSUS] if len(coders) >= 2 or recorded_consensus(codes) else [])
+
+
+def recorded_consensus(codes: pd.DataFrame) -> bool:
+    """Whether the consensus is the consensus coder's (``data/coded/consensus/``) rather than computed."""
+    return bool((codes["coder"] == CONSENSUS).any()) and not (codes["rule_id"] == COMPUTED).any()
+
+
+COMPUTED = "(two or more coders)"  # the rule_id of a computed consensus: whose codes they are, in codes tables
 
 
 def with_consensus(codes: pd.DataFrame) -> pd.DataFrame:
-    coders = human_coders(codes)
-    if len(coders) < 2:
+    """The codes with the consensus: the consensus coder's when there are any, else computed."""
+    if len(human_coders(codes)) < 2 or (codes["coder"] == CONSENSUS).any():
         return codes
     return pd.concat([codes, consensus(codes)], ignore_index=True)
 
@@ -360,7 +369,7 @@ def recall_codes(codes: pd.DataFrame, unit_id: str) -> tuple[list[str], str]:
     else:
         mine = codes[(codes["unit_type"] == "segment") & (codes["unit_id"] == unit_id)]
     human = mine[~mine["coder"].isin([AUTO, CONSENSUS])]
-    src = CONSENSUS if human["coder"].nunique() >= 2 else AUTO
+    src = CONSENSUS if human["coder"].nunique() >= 2 or (mine["coder"] == CONSENSUS).any() else AUTO
     return sorted({c for c in mine.loc[mine["coder"] == src, "code_id"] if c.startswith("recall.")}), src
 
 
@@ -374,10 +383,13 @@ def recall_codes_by_unit(codes: pd.DataFrame) -> dict[str, tuple[list[str], str]
     coder = mine["coder"].to_numpy(object)
     code = mine["code_id"].to_numpy(object)
     humans: dict[str, set] = {}
+    agreed: set[str] = set()
     for u, c in zip(unit, coder, strict=True):
-        if c not in (AUTO, CONSENSUS):
+        if c == CONSENSUS:
+            agreed.add(u)
+        elif c != AUTO:
             humans.setdefault(u, set()).add(c)
-    whose = {u: CONSENSUS if len(humans.get(u, ())) >= 2 else AUTO for u in dict.fromkeys(unit)}
+    whose = {u: CONSENSUS if len(humans.get(u, ())) >= 2 or u in agreed else AUTO for u in dict.fromkeys(unit)}
     found: dict[str, set] = {u: set() for u in whose}
     for u, c, k in zip(unit, coder, code, strict=True):
         if c == whose[u] and isinstance(k, str) and k.startswith("recall."):
@@ -622,7 +634,9 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
                                    columns=["setting", "value"])
     out["Inputs"] = pd.DataFrame(audit["inputs"], columns=["file", "transcript_id", "kind", "sha256"])
     out["Warnings"] = pd.DataFrame({"warning": list(audit["warnings"])})
-    return ReportData(out, srcs, runs, units, agreement, {"now": now})
+    how = ("the codes of the consensus coder (data/coded/consensus/)" if recorded_consensus(codes)
+           else "the codes that two or more coders gave the same unit")
+    return ReportData(out, srcs, runs, units, agreement, {"now": now, "consensus": how})
 
 
 def _setting(v) -> str:

@@ -237,9 +237,12 @@ CASES: dict[str, tuple[Callable, list[tuple[str, str, str]]]] = {
                                [("study.toml", "line 9", "window_s must be a number")]),
     "study.toml: coders not a list": (sub("study.toml", 'coders = ["coder_a", "coder_b"]', 'coders = "coder_a"'),
                                       [("study.toml", "line 3", "coders must be a list")]),
-    "study.toml: a coder named as the report's consensus": (
-        sub("study.toml", 'coders = ["coder_a", "coder_b"]', 'coders = ["coder_a", "Consensus"]'),
-        [("study.toml", "line 3", "the coder name 'Consensus' is the report's name for the codes two or more")]),
+    "study.toml: the consensus coder capitalised": (
+        sub("study.toml", 'coders = ["coder_a", "coder_b"]', 'coders = ["coder_a", "coder_b", "Consensus"]'),
+        [("study.toml", "line 3", "the consensus coder is written 'consensus', not 'Consensus'")]),
+    "study.toml: a coder named as the automatic suggestions": (
+        sub("study.toml", 'coders = ["coder_a", "coder_b"]', 'coders = ["coder_a", "Auto"]'),
+        [("study.toml", "line 3", "the coder name 'Auto' is the report's name for the automatic suggestions")]),
     "study.toml: blind not true/false": (append("study.toml", '\n[export]\nblind = "yes"\n'),
                                          [("study.toml", "line 12", "true or false")]),
     "study.toml: unknown speaker role": (sub("study.toml", '"Dr. Ruiz" = "therapist"', '"Dr. Ruiz" = "doctor"'),

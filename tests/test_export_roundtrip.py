@@ -463,3 +463,41 @@ def test_a_folder_of_someone_not_a_coder_is_not_read_and_the_run_says_so(study, 
     assert agreement.loc[agreement["code_id"] == "(all codes)", "coders"].item() == 2
     result = _invoke("doctor", "--study", str(root))
     assert "data/coded/pilot/: not a coder" in result.output
+
+
+def test_the_consensus_coder_is_the_reports_consensus_and_not_a_coder_who_agrees(study, tmp_path):
+    """Coders code alone, then meet and agree; a coder named consensus records what they agreed on.  Its codes are
+    the report's consensus (instead of the codes both coders gave), and it is left out of the agreement."""
+    from docx import Document
+
+    root = tmp_path / "s"
+    shutil.copytree(study["root"], root)
+    toml = root / "study.toml"
+    toml.write_text(toml.read_text().replace('"coder_b"]', '"coder_b", "consensus"]'))
+    result = _invoke("analyze", "--study", str(root))
+    assert result.exit_code == 0, result.output
+    agreed = root / "data" / "coded" / "consensus" / f"{SESSION}.xlsx"
+    assert "Record here the codes the coders agreed on" in load_workbook(agreed)["How to code"]["A2"].value
+    c = study["c"]
+    _code(agreed, "Turns", {c[0]: ([Y], ""), c[1]: ([Y], ""), c[3]: ([], "nothing after all")})
+    result = _invoke("analyze", "--study", str(root))
+    assert result.exit_code == 0, result.output
+
+    by_code = pd.read_excel(root / "reports" / "tables.xlsx", sheet_name="Codes by code").set_index("code_id")
+    assert by_code.loc[Y, "consensus"] == 2  # c[0] and c[1], as the meeting agreed
+    assert X not in by_code.index or by_code.loc[X, "consensus"] == 0  # both coders gave X to c[0]: not agreed
+    agreement = pd.read_csv(root / "reports" / "agreement.csv")
+    assert agreement.loc[agreement["code_id"] == "(all codes)", "coders"].item() == 2
+    versus = pd.read_csv(root / "reports" / "suggestions_vs_coders.csv")
+    assert "consensus" in set(versus["coder"])
+    text = "\n".join(p.text for p in Document(str(root / "reports" / "summary.docx")).paragraphs)
+    assert "Human coding: coder_a, coder_b; the consensus is the codes of the consensus coder" in text
+
+
+def test_without_a_consensus_coder_the_consensus_is_what_two_coders_gave(study):
+    from docx import Document
+
+    by_code = pd.read_excel(study["root"] / "reports" / "tables.xlsx", sheet_name="Codes by code").set_index("code_id")
+    assert by_code.loc[X, "consensus"] >= 1  # both coders gave X to c[0]
+    text = "\n".join(p.text for p in Document(str(study["root"] / "reports" / "summary.docx")).paragraphs)
+    assert "Human coding: coder_a, coder_b; the consensus is the codes that two or more coders gave" in text

@@ -547,3 +547,20 @@ def test_a_long_table_shows_its_first_rows_and_says_where_the_rest_is(study, mon
     assert "The first 2 of 5 rows; all of them are in the sheet 'Rupture sequences' of reports/tables.xlsx." in texts
     wb = load_workbook(study.reports / "tables.xlsx", read_only=True)
     assert len(list(wb["Rupture sequences"].iter_rows())) == 6
+
+
+def test_a_recalls_codes_are_the_consensus_coders_where_it_coded_the_recall():
+    import pandas as pd
+
+    from pipeline.summaries import recall_codes, recall_codes_by_unit
+
+    def row(unit, code, coder):
+        return {"unit_type": "segment", "unit_id": unit, "code_id": code, "coder": coder}
+    codes = pd.DataFrame([row("s1", "recall.rupture.hurt", "auto"), row("s1", "recall.repair.relief", "consensus"),
+                          row("s1", "recall.rupture.hurt", "ann"),
+                          row("s2", "recall.rupture.hurt", "auto"), row("s2", "recall.rupture.judged", "ann"),
+                          row("s3", "recall.rupture.hurt", "ann"), row("s3", "recall.rupture.hurt", "bob")])
+    assert recall_codes(codes, "s1") == (["recall.repair.relief"], "consensus")  # the consensus coder's
+    assert recall_codes(codes, "s2") == (["recall.rupture.hurt"], "auto")  # one coder: the suggestions
+    assert recall_codes(codes, "s3") == ([], "consensus")  # two coders, no consensus row: none agreed on
+    assert recall_codes_by_unit(codes) == {u: recall_codes(codes, u) for u in ("s1", "s2", "s3")}
