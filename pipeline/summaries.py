@@ -634,7 +634,7 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
                                    columns=["setting", "value"])
     out["Inputs"] = pd.DataFrame(audit["inputs"], columns=["file", "transcript_id", "kind", "sha256"])
     out["Warnings"] = pd.DataFrame({"warning": list(audit["warnings"])})
-    how = ("the codes of the consensus coder (data/coded/consensus/)" if recorded_consensus(codes)
+    how = ("the codes of the consensus coder, in data/coded/consensus/" if recorded_consensus(codes)
            else "the codes that two or more coders gave the same unit")
     return ReportData(out, srcs, runs, units, agreement, {"now": now, "consensus": how})
 
