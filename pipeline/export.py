@@ -355,8 +355,10 @@ def _positions(table: pd.DataFrame, by) -> dict:
 
 
 def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataFrame, codes: pd.DataFrame,
-           codebook, entries: pd.DataFrame, progress=None) -> list[Path]:
-    """Write or refresh every coder's workbooks; returns the paths written.  ``kinds``: transcript_id -> kind."""
+           codebook, entries: pd.DataFrame, progress=None, edited: dict[str, str] | None = None) -> list[Path]:
+    """Write or refresh every coder's workbooks; returns the paths written.  ``kinds``: transcript_id -> kind;
+    ``edited``: old turn ID -> new ID of the turns edited since the last run, which keep their place in a
+    coder's order of rows."""
     state_path = study.interim / "export_state.json"
     try:
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
@@ -422,6 +424,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
                 # one), and their file is kept in .backup/.  One exactly as this pipeline wrote it holds nothing
                 # of theirs to keep.
                 layout = read_layout(path)
+                layout.rows = [edited.get(u, u) for u in layout.rows] if edited else layout.rows
                 backup(path)
             about = about_line(tid, coder, codebook)
             state[key] = {"digest": digest, "inputs": inputs}

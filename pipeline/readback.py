@@ -453,6 +453,65 @@ def _merge(into: dict, other: dict) -> None:
             into["extra"][k] = v
 
 
+EDITED_SIMILAR = 0.6  # how alike (difflib's ratio) an edited turn's words must stay to be the same turn
+EDITED_NEAR = 25  # how many turns an edited turn may have moved (turns inserted or deleted above it)
+
+
+def edited_turns(before: pd.DataFrame | None, turns: pd.DataFrame) -> dict[str, str]:
+    """Old turn ID -> new ID of the turns edited in their transcript since the last run.
+
+    A turn's ID follows its words (and speaker label), so correcting a typo, or the labels, makes it a new turn.
+    ``before`` (the last run's turns of the transcripts read again) tells what a turn that is gone said; it is the
+    new turn of its transcript with the same role that says the same (labels aside), else the nearest one that
+    says most nearly the same (at least ``EDITED_SIMILAR`` alike, within ``EDITED_NEAR`` turns); each new turn is
+    one old turn's."""
+    if before is None or before.empty:
+        return {}
+    gone = before[(before["kind"] == "session") & ~member(before["turn_id"], set(turns["turn_id"]))]  # (coded)
+    new = turns[turns["transcript_id"].isin(set(gone["transcript_id"])) & ~member(turns["turn_id"],
+                                                                                 set(before["turn_id"]))]
+    edited: dict[str, str] = {}
+    for tid, old in gone.groupby("transcript_id", sort=False):
+        free = new[new["transcript_id"] == tid]
+        candidates = list(zip(free["turn_id"], free["role"], free["seq"], free["text"], strict=True))
+        same: dict[tuple, list[str]] = {}
+        for turn_id, role, _, text in candidates:
+            same.setdefault((role, " ".join(text.split())), []).append(turn_id)
+        taken: set[str] = set()
+        for old_id, role, seq, text in zip(old["turn_id"], old["role"], old["seq"], old["text"], strict=True):
+            best = next((t for t in same.get((role, " ".join(text.split())), ()) if t not in taken), None)
+            score = EDITED_SIMILAR
+            for turn_id, their_role, their_seq, their_text in candidates if best is None else ():
+                if turn_id in taken or their_role != role or abs(their_seq - seq) > EDITED_NEAR:
+                    continue
+                matcher = difflib.SequenceMatcher(None, text, their_text, autojunk=False)
+                if matcher.quick_ratio() >= score and (ratio := matcher.ratio()) >= score:
+                    best, score = turn_id, ratio
+            if best is not None:
+                taken.add(best)
+                edited[old_id] = best
+    return edited
+
+
+def follow_edits(entries: pd.DataFrame, edited: dict[str, str]) -> tuple[pd.DataFrame, list[str]]:
+    """The entries with the codes of each edited turn (``edited_turns``) on the turn as it is now, instead of
+    ``Removed units``; and a line per workbook that says which rows' codes followed their turn."""
+    if not edited or entries.empty:
+        return entries, []
+    moving = (entries["sheet"] != REMOVED_SHEET) & member(entries["unit_id"], set(edited))
+    if not moving.any():
+        return entries, []
+    said: dict[str, list[str]] = {}
+    for book, row in zip(entries.loc[moving, "workbook"], entries.loc[moving, "row"], strict=True):
+        said.setdefault(book, []).append(str(row))
+    entries = entries.copy()
+    entries.loc[moving, "unit_id"] = entries.loc[moving, "unit_id"].map(edited)
+    lines = [f"{book}: the codes of {len(rows)} turn{'s' * (len(rows) > 1)} edited in the transcript stay with "
+             f"{'them' if len(rows) > 1 else 'it'} (sheet Turns, row{'s' * (len(rows) > 1)} {', '.join(rows)})"
+             for book, rows in said.items()]
+    return entries, lines
+
+
 def current_entries(entries: pd.DataFrame, unit_ids=None) -> pd.DataFrame:
     """The entries as they stand once the workbooks are refreshed for the units ``unit_ids`` (None: as read).
 

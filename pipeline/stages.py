@@ -259,7 +259,9 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
     return pd.concat(parts, ignore_index=True), keys | {CODEBOOK_KEY: codebook.digest}
 
 
-def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=None):
+def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=None, edited=None):
+    """``edited``: old turn ID -> new ID of the turns edited since the last run (a coder's sorted rows keep an
+    edited turn where it was)."""
     codebook = codebook or load_codebook(study)
     entries = read_coders(study, codebook, log).entries if entries is None else entries
     # What every workbook shows comes from these (a coder's own entries never call for a rewrite): when none of
@@ -276,7 +278,7 @@ def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=
     segments = _table(study, "segments", "align")
     codes = _table(study, "codes", "code")
     kinds = dict(zip(turns["transcript_id"], turns["kind"], strict=True))
-    written = export(study, kinds, turns, segments, codes, codebook, entries, progress=progress)
+    written = export(study, kinds, turns, segments, codes, codebook, entries, progress=progress, edited=edited)
     _remember_uncoded(study, written)
     _done(study, "workbooks", key)
     return written
@@ -378,7 +380,15 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
     entries = workbooks.entries
     check_entries_for_names(study, entries)  # a real name in a memo fails the run before it is copied anywhere
     timed("read")
-    run_ingest(study, log, keep_going=keep_going, progress=progress)
+    ingested = run_ingest(study, log, keep_going=keep_going, progress=progress)
+    edited = {}
+    if ingested.before is not None:  # transcripts edited: a coded turn whose words changed keeps its codes
+        from .readback import edited_turns, follow_edits
+
+        edited = edited_turns(ingested.before, ingested.turns)
+        entries, moved = follow_edits(entries, edited)
+        workbooks.entries = entries
+        log.warn(moved)
     timed("ingest")
     run_align(study, log)
     timed("align")
@@ -398,7 +408,7 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
     made = [study.reports / f for f in ("summary.docx", "tables.xlsx", "agreement.csv", "suggestions_vs_coders.csv")]
     with beside(_make_report if _done_before(study, "report", key, made) is None else None,
                 study, log, codebook, entries, key) as report:
-        run_export(study, log, codebook, entries, progress=progress)
+        run_export(study, log, codebook, entries, progress=progress, edited=edited)
         timed("export")
         if progress and report.job is not None:
             progress.stage("finishing the report")

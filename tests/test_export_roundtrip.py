@@ -1,6 +1,7 @@
 """The round trip on the demo study: two coders code their workbooks as people do (codes, memos, a sorted sheet,
-an added column, a hidden column), a transcript is corrected, `ipr analyze` runs again; every entry is found in
-codes.parquet, in the re-exported workbooks and in agreement figures equal to a computation by hand."""
+an added column, a hidden column), a transcript is corrected (a coded turn's typo fixed, another coded turn said
+otherwise), `ipr analyze` runs again; every entry is found in codes.parquet, in the re-exported workbooks and in
+agreement figures equal to a computation by hand."""
 
 import shutil
 from datetime import date
@@ -98,20 +99,31 @@ def study(tmp_path_factory):
           add_column=("second look", {s[2]: "yes"}))
     untouched = coded / "coder_a" / f"{IPR}.xlsx"
     before = untouched.stat().st_mtime_ns
-    # the transcript is corrected: one coded turn changes
+    # the transcript is corrected: a typo in one coded turn (its codes follow it), another coded turn said otherwise
+    # (its codes go to Removed units)
     vtt = root / "data" / "raw" / f"{SESSION}.vtt"
-    vtt.write_text(vtt.read_text(encoding="utf-8").replace("a small thing", "a tiny thing"), encoding="utf-8")
+    text = vtt.read_text(encoding="utf-8").replace("the toilets and waited", "the toilet and waited")
+    vtt.write_text(text.replace("I'm fine, honestly. It doesn't bother me. It was a small thing, mostly her friends "
+                                "from work, so it makes sense she didn't invite me.", "Can we talk about work?"),
+                   encoding="utf-8")
     result = _invoke("analyze", "--study", str(root))
     assert result.exit_code == 0, result.output
     assert untouched.stat().st_mtime_ns == before  # its transcript did not change: not rewritten
-    return {"root": root, "plan": plan, "changed": changed, "c": c, "t": t, "s": s}
+    now = pd.read_parquet(root / "data" / "interim" / "turns.parquet")
+    edited = now.loc[now["text"].str.contains("the toilet and waited"), "turn_id"].item()
+    assert edited != c[2]
+    assert (f"warning: data/coded/coder_a/{SESSION}.xlsx: the codes of 1 turn edited in the transcript stay with it "
+            "(sheet Turns, row ") in result.output
+    plans = {coder: {edited if u == c[2] else u: p for u, p in mine.items() if u != changed}
+             for coder, mine in plan.items()}
+    return {"root": root, "plan": plans, "changed": changed, "c": c, "t": t, "s": s, "edited": edited}
 
 
 def test_every_entry_is_in_the_codes_table_with_the_coders_name(study):
     codes = pd.read_parquet(study["root"] / "data" / "interim" / "codes.parquet")
     mine = codes[codes["coder"] != "auto"]
     expected = {(coder, u, code) for coder, plan in study["plan"].items() for u, (cs, _) in plan.items()
-                for code in cs if u != study["changed"]}
+                for code in cs}
     assert set(zip(mine["coder"], mine["unit_id"], mine["code_id"], strict=True)) == expected
     assert len(mine) == len(expected)
     assert set(mine.loc[mine["unit_id"].isin(study["s"]), "unit_type"]) == {"segment"}
@@ -126,7 +138,7 @@ def test_the_re_exported_workbooks_keep_every_entry(study):
         assert list((path.parent / ".backup").glob(f"{SESSION}.*.xlsx")), "a backup before the rewrite"
         rows = {r["unit_id"]: r for r in _units(path, "Turns")}
         for u, (cs, memo) in plan.items():
-            if u in study["s"] or u == study["changed"]:
+            if u in study["s"]:
                 continue
             assert [rows[u][f"code {i}"] for i in range(1, len(cs) + 1)] == cs, (coder, u)
             assert (rows[u]["memo"] or "") == memo, (coder, u)
@@ -155,7 +167,7 @@ def test_a_rewritten_workbook_keeps_the_coders_order_of_rows(study):
     a = _units(coded / "coder_a" / f"{SESSION}.xlsx", "Turns")
     b = _units(coded / "coder_b" / f"{SESSION}.xlsx", "Turns")
     assert [r["unit_id"] for r in a] != [r["unit_id"] for r in b]  # (the test means something)
-    new = next(i for i, r in enumerate(b) if "tiny thing" in r["text"])
+    new = next(i for i, r in enumerate(b) if r["text"] == "Can we talk about work?")
     old = [r for r in a if r["unit_id"] != b[new]["unit_id"]]
     assert [str(r["text"]) for r in old] == sorted(str(r["text"]) for r in old)
     assert a[[r["unit_id"] for r in a].index(b[new - 1]["unit_id"]) + 1]["unit_id"] == b[new]["unit_id"]
@@ -175,8 +187,7 @@ def _reference(study) -> dict[str, dict]:
     """Agreement of the two coders by hand: per code over the jointly coded units it applies to (or was given)."""
     codebook = load_codebook(study["root"] / "codebooks" / "rupture_repair.yaml")
     turns = pd.read_parquet(study["root"] / "data" / "interim" / "turns.parquet").set_index("turn_id")
-    a, b = ({u: set(cs) for u, (cs, _) in study["plan"][k].items() if u != study["changed"]}
-            for k in ("coder_a", "coder_b"))
+    a, b = ({u: set(cs) for u, (cs, _) in study["plan"][k].items()} for k in ("coder_a", "coder_b"))
     joint = [u for u in a if u in b]
     used = sorted({code for u in joint for code in a[u] | b[u]}, key=codebook.ids().index)
 
@@ -501,3 +512,54 @@ def test_without_a_consensus_coder_the_consensus_is_what_two_coders_gave(study):
     assert by_code.loc[X, "consensus"] >= 1  # both coders gave X to c[0]
     text = "\n".join(p.text for p in Document(str(study["root"] / "reports" / "summary.docx")).paragraphs)
     assert "Human coding: coder_a, coder_b; the consensus is the codes that two or more coders gave" in text
+
+
+def _turns(tid, *rows):
+    """Turns of transcript ``tid`` from (turn_id, role, text), numbered in order."""
+    return pd.DataFrame([{"transcript_id": tid, "kind": "session", "turn_id": f"{tid}:{i}", "role": role, "seq": n,
+                          "text": text}
+                         for n, (i, role, text) in enumerate(rows, 1)])
+
+
+def test_edited_turns_are_found_by_their_words_and_role():
+    from pipeline.readback import edited_turns
+
+    before = _turns("S", ("a", "client", "I went to the toilets and waited for it to stop."),
+                    ("b", "therapist", "Mm."), ("c", "client", "Mm."), ("d", "client", "Something else entirely."),
+                    ("e", "therapist", "How was the week since we last met?"))
+    now = _turns("S", ("a2", "client", "I went to the toilet and waited for it to stop."),  # a typo fixed
+                 ("b2", "therapist", "Mm."), ("c2", "client", "Mm."),  # labels renamed: new IDs, the same words
+                 ("d2", "client", "Can we talk about work?"),  # said otherwise: not the same turn
+                 ("e", "therapist", "How was the week since we last met?"))  # unchanged
+    assert edited_turns(before, now) == {"S:a": "S:a2", "S:b": "S:b2", "S:c": "S:c2"}
+    assert edited_turns(None, now) == {}
+    far = _turns("S", *[(f"x{i}", "client", "Filler.") for i in range(40)],
+                 ("a2", "client", "I went to the toilet and waited for it to stop."))
+    assert "S:a" not in edited_turns(before, far)  # 40 turns away: not the turn that was edited
+
+
+def test_relabelled_speakers_keep_the_coders_codes(study, tmp_path):
+    """A team renames the speaker labels of a coded session (every turn gets a new ID): the codes stay."""
+    root = tmp_path / "s"
+    shutil.copytree(study["root"], root)
+    interim = root / "data" / "interim"
+
+    def coded():
+        """(coder, code, speaker, words) of every coder's code on a session turn."""
+        codes, turns = pd.read_parquet(interim / "codes.parquet"), pd.read_parquet(interim / "turns.parquet")
+        mine = codes[(codes["coder"] != "auto") & (codes["unit_type"] == "turn")]
+        said = turns.set_index("turn_id").loc[mine["unit_id"]]
+        return sorted(zip(mine["coder"], mine["code_id"], said["speaker"], said["text"], strict=True))
+
+    before = coded()
+    vtt = root / "data" / "raw" / f"{SESSION}.vtt"
+    vtt.write_text(vtt.read_text(encoding="utf-8").replace("\nClient: ", "\nCl: "), encoding="utf-8")
+    result = _invoke("analyze", "--study", str(root))
+    assert result.exit_code == 0, result.output
+    after = coded()
+    assert [(c, k, "Client" if s == "Cl" else s, t) for c, k, s, t in after] == before
+    speakers = {s for _, _, s, _ in after}
+    assert "Cl" in speakers and "Client" not in speakers
+    for coder in ("coder_a", "coder_b"):  # nothing more was removed than the fixture's turn said otherwise
+        removed = _units(root / "data" / "coded" / coder / f"{SESSION}.xlsx", "Removed units")
+        assert [r["unit_id"] for r in removed] == [study["changed"]]
