@@ -493,22 +493,53 @@ def edited_turns(before: pd.DataFrame | None, turns: pd.DataFrame) -> dict[str, 
     return edited
 
 
+def edited_segments(before: pd.DataFrame | None, segments: pd.DataFrame) -> dict[str, str]:
+    """Old segment ID -> new ID of the IPR segments whose stop's time was corrected since the last run (a segment's
+    ID is its stop's time): the new segment of the interview that recalls the same, else the one of the same stop
+    number that recalls most nearly the same (at least ``EDITED_SIMILAR`` alike)."""
+    if before is None or before.empty:
+        return {}
+    gone = before[~member(before["segment_id"], set(segments["segment_id"]))]
+    new = segments[segments["transcript_id"].isin(set(gone["transcript_id"]))
+                   & ~member(segments["segment_id"], set(before["segment_id"]))]
+    edited: dict[str, str] = {}
+    for tid, old in gone.groupby("transcript_id", sort=False):
+        free = new[new["transcript_id"] == tid]
+        candidates = list(zip(free["segment_id"], free["stop_no"], free["recall_text"], strict=True))
+        taken: set[str] = set()
+        for old_id, stop, recall in zip(old["segment_id"], old["stop_no"], old["recall_text"], strict=True):
+            words = " ".join(str(recall).split())
+            best = next((s for s, _, r in candidates if s not in taken and words and " ".join(str(r).split()) == words),
+                        None)
+            score = EDITED_SIMILAR
+            for seg_id, their_stop, their_recall in candidates if best is None else ():
+                if seg_id not in taken and their_stop == stop:
+                    ratio = difflib.SequenceMatcher(None, str(recall), str(their_recall), autojunk=False).ratio()
+                    if ratio >= score:
+                        best, score = seg_id, ratio
+            if best is not None:
+                taken.add(best)
+                edited[old_id] = best
+    return edited
+
+
 def follow_edits(entries: pd.DataFrame, edited: dict[str, str]) -> tuple[pd.DataFrame, list[str]]:
-    """The entries with the codes of each edited turn (``edited_turns``) on the turn as it is now, instead of
-    ``Removed units``; and a line per workbook that says which rows' codes followed their turn."""
+    """The entries with the codes of each edited unit (``edited_turns``, ``edited_segments``) on the unit as it is
+    now, instead of ``Removed units``; and a line per workbook that says which rows' codes followed their unit."""
     if not edited or entries.empty:
         return entries, []
     moving = (entries["sheet"] != REMOVED_SHEET) & member(entries["unit_id"], set(edited))
     if not moving.any():
         return entries, []
-    said: dict[str, list[str]] = {}
-    for book, row in zip(entries.loc[moving, "workbook"], entries.loc[moving, "row"], strict=True):
-        said.setdefault(book, []).append(str(row))
+    said: dict[tuple[str, str], list[str]] = {}
+    for book, sheet, row in zip(entries.loc[moving, "workbook"], entries.loc[moving, "sheet"],
+                                entries.loc[moving, "row"], strict=True):
+        said.setdefault((book, sheet), []).append(str(row))
     entries = entries.copy()
     entries.loc[moving, "unit_id"] = entries.loc[moving, "unit_id"].map(edited)
-    lines = [f"{book}: the codes of {len(rows)} turn{'s' * (len(rows) > 1)} edited in the transcript stay with "
-             f"{'them' if len(rows) > 1 else 'it'} (sheet Turns, row{'s' * (len(rows) > 1)} {', '.join(rows)})"
-             for book, rows in said.items()]
+    lines = [f"{book}: the codes of {len(rows)} unit{'s' * (len(rows) > 1)} edited in the transcript stay with "
+             f"{'them' if len(rows) > 1 else 'it'} (sheet {sheet}, row{'s' * (len(rows) > 1)} {', '.join(rows)})"
+             for (book, sheet), rows in said.items()]
     return entries, lines
 
 

@@ -381,17 +381,22 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
     check_entries_for_names(study, entries)  # a real name in a memo fails the run before it is copied anywhere
     timed("read")
     ingested = run_ingest(study, log, keep_going=keep_going, progress=progress)
+    timed("ingest")
+    # Transcripts edited: a coded turn whose words changed, a recall whose stop's time was corrected, keep their
+    # codes.  (The last run's segments are read only then.)
+    last = study.interim / "segments.parquet"
+    segments_before = (pd.read_parquet(last, columns=["segment_id", "transcript_id", "stop_no", "recall_text"])
+                       if ingested.before is not None and last.exists() else None)
+    aligned = run_align(study, log)
+    timed("align")
     edited = {}
-    if ingested.before is not None:  # transcripts edited: a coded turn whose words changed keeps its codes
-        from .readback import edited_turns, follow_edits
+    if ingested.before is not None:
+        from .readback import edited_segments, edited_turns, follow_edits
 
-        edited = edited_turns(ingested.before, ingested.turns)
+        edited = edited_turns(ingested.before, ingested.turns) | edited_segments(segments_before, aligned.segments)
         entries, moved = follow_edits(entries, edited)
         workbooks.entries = entries
         log.warn(moved)
-    timed("ingest")
-    run_align(study, log)
-    timed("align")
     if coder is not None:
         coder.while_waiting(_ready_for_report)
     try:

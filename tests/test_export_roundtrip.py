@@ -112,7 +112,7 @@ def study(tmp_path_factory):
     now = pd.read_parquet(root / "data" / "interim" / "turns.parquet")
     edited = now.loc[now["text"].str.contains("the toilet and waited"), "turn_id"].item()
     assert edited != c[2]
-    assert (f"warning: data/coded/coder_a/{SESSION}.xlsx: the codes of 1 turn edited in the transcript stay with it "
+    assert (f"warning: data/coded/coder_a/{SESSION}.xlsx: the codes of 1 unit edited in the transcript stay with it "
             "(sheet Turns, row ") in result.output
     plans = {coder: {edited if u == c[2] else u: p for u, p in mine.items() if u != changed}
              for coder, mine in plan.items()}
@@ -563,3 +563,40 @@ def test_relabelled_speakers_keep_the_coders_codes(study, tmp_path):
     for coder in ("coder_a", "coder_b"):  # nothing more was removed than the fixture's turn said otherwise
         removed = _units(root / "data" / "coded" / coder / f"{SESSION}.xlsx", "Removed units")
         assert [r["unit_id"] for r in removed] == [study["changed"]]
+
+
+def test_a_recall_whose_stop_time_is_corrected_keeps_the_coders_codes(study, tmp_path):
+    """A segment's ID is its stop's video time: a typo in a stop marker corrected made it a new segment."""
+    root = tmp_path / "s"
+    shutil.copytree(study["root"], root)
+    ipr = root / "data" / "raw" / f"{IPR}.txt"
+    ipr.write_text(ipr.read_text(encoding="utf-8").replace("[Video paused at 00:03:07]", "[Video paused at 00:03:09]"),
+                   encoding="utf-8")
+    result = _invoke("analyze", "--study", str(root))
+    assert result.exit_code == 0, result.output
+    old, new = f"{IPR}@0:03:07", f"{IPR}@0:03:09"
+    assert study["s"][0] == old
+    assert (f"warning: data/coded/coder_a/{IPR}.xlsx: the codes of 1 unit edited in the transcript stay with it "
+            "(sheet Segments, row 2)") in result.output
+    codes = pd.read_parquet(root / "data" / "interim" / "codes.parquet")
+    mine = codes[(codes["coder"] != "auto") & codes["unit_id"].isin([old, new])]
+    assert sorted(zip(mine["coder"], mine["unit_id"], mine["code_id"], strict=True)) == [
+        ("coder_a", new, R1), ("coder_b", new, R1)]
+    rows = {u["unit_id"]: u for u in _units(root / "data" / "coded" / "coder_a" / f"{IPR}.xlsx", "Segments")}
+    assert rows[new]["code 1"] == R1 and old not in rows
+
+
+def test_edited_segments_are_found_by_their_recall():
+    from pipeline.readback import edited_segments
+
+    def segs(*rows):
+        return pd.DataFrame([{"transcript_id": "I", "segment_id": f"I@{s}", "stop_no": n, "recall_text": r}
+                             for s, n, r in rows])
+    before = segs(("0:03:07", 1, "I was annoyed. Really annoyed."), ("0:05:00", 2, "Relief, mostly."),
+                  ("0:07:00", 3, "Nothing much."))
+    now = segs(("0:01:00", 1, "A stop added before the others."), ("0:03:09", 2, "I was annoyed. Really annoyed."),
+               ("0:05:00", 3, "Relief, mostly."), ("0:07:30", 4, "Something else altogether, and longer."))
+    assert edited_segments(before, now) == {"I@0:03:07": "I@0:03:09"}
+    now = segs(("0:03:07", 1, "I was annoyed. Really annoyed."), ("0:05:02", 2, "Relief, mostly, I think."),
+               ("0:07:00", 3, "Nothing much."))
+    assert edited_segments(before, now) == {"I@0:05:00": "I@0:05:02"}  # the same stop, its recall nearly the same
