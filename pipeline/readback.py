@@ -458,39 +458,17 @@ EDITED_NEAR = 25  # how many turns an edited turn may have moved (turns inserted
 
 
 def edited_turns(before: pd.DataFrame | None, turns: pd.DataFrame) -> dict[str, str]:
-    """Old turn ID -> new ID of the turns edited in their transcript since the last run.
+    """Old turn ID -> new ID of the session turns edited in their transcript since the last run.
 
     A turn's ID follows its words (and speaker label), so correcting a typo, or the labels, makes it a new turn.
     ``before`` (the last run's turns of the transcripts read again) tells what a turn that is gone said; it is the
     new turn of its transcript with the same role that says the same (labels aside), else the nearest one that
-    says most nearly the same (at least ``EDITED_SIMILAR`` alike, within ``EDITED_NEAR`` turns); each new turn is
-    one old turn's."""
+    says most nearly the same (at least ``EDITED_SIMILAR`` alike, within ``EDITED_NEAR`` turns)."""
     if before is None or before.empty:
         return {}
     gone = before[(before["kind"] == "session") & ~member(before["turn_id"], set(turns["turn_id"]))]  # (coded)
-    new = turns[turns["transcript_id"].isin(set(gone["transcript_id"])) & ~member(turns["turn_id"],
-                                                                                 set(before["turn_id"]))]
-    edited: dict[str, str] = {}
-    for tid, old in gone.groupby("transcript_id", sort=False):
-        free = new[new["transcript_id"] == tid]
-        candidates = list(zip(free["turn_id"], free["role"], free["seq"], free["text"], strict=True))
-        same: dict[tuple, list[str]] = {}
-        for turn_id, role, _, text in candidates:
-            same.setdefault((role, " ".join(text.split())), []).append(turn_id)
-        taken: set[str] = set()
-        for old_id, role, seq, text in zip(old["turn_id"], old["role"], old["seq"], old["text"], strict=True):
-            best = next((t for t in same.get((role, " ".join(text.split())), ()) if t not in taken), None)
-            score = EDITED_SIMILAR
-            for turn_id, their_role, their_seq, their_text in candidates if best is None else ():
-                if turn_id in taken or their_role != role or abs(their_seq - seq) > EDITED_NEAR:
-                    continue
-                matcher = difflib.SequenceMatcher(None, text, their_text, autojunk=False)
-                if matcher.quick_ratio() >= score and (ratio := matcher.ratio()) >= score:
-                    best, score = turn_id, ratio
-            if best is not None:
-                taken.add(best)
-                edited[old_id] = best
-    return edited
+    new = turns[~member(turns["turn_id"], set(before["turn_id"]))]
+    return _edited(gone, new, "turn_id", "role", "seq", "text", EDITED_NEAR)
 
 
 def edited_segments(before: pd.DataFrame | None, segments: pd.DataFrame) -> dict[str, str]:
@@ -500,23 +478,35 @@ def edited_segments(before: pd.DataFrame | None, segments: pd.DataFrame) -> dict
     if before is None or before.empty:
         return {}
     gone = before[~member(before["segment_id"], set(segments["segment_id"]))]
-    new = segments[segments["transcript_id"].isin(set(gone["transcript_id"]))
-                   & ~member(segments["segment_id"], set(before["segment_id"]))]
+    new = segments[~member(segments["segment_id"], set(before["segment_id"]))]
+    return _edited(gone, new, "segment_id", None, "stop_no", "recall_text", 0)
+
+
+def _edited(gone: pd.DataFrame, new: pd.DataFrame, unit: str, kind: str | None, place: str, text: str,
+            reach: int) -> dict[str, str]:
+    """Each gone unit's new unit in its transcript: of the same ``kind`` (a role), the one whose ``text`` is the
+    same, else the one within ``reach`` places that is most alike; each new unit is one gone unit's."""
+    def rows(df: pd.DataFrame) -> list[tuple]:
+        kinds = df[kind] if kind else [""] * len(df)
+        return list(zip(df[unit], kinds, df[place], [" ".join(str(t).split()) for t in df[text]], strict=True))
+
     edited: dict[str, str] = {}
+    new = new[new["transcript_id"].isin(set(gone["transcript_id"]))]
     for tid, old in gone.groupby("transcript_id", sort=False):
-        free = new[new["transcript_id"] == tid]
-        candidates = list(zip(free["segment_id"], free["stop_no"], free["recall_text"], strict=True))
+        candidates = rows(new[new["transcript_id"] == tid])
+        same: dict[tuple, list[str]] = {}
+        for unit_id, unit_kind, _, words in candidates:
+            same.setdefault((unit_kind, words), []).append(unit_id)
         taken: set[str] = set()
-        for old_id, stop, recall in zip(old["segment_id"], old["stop_no"], old["recall_text"], strict=True):
-            words = " ".join(str(recall).split())
-            best = next((s for s, _, r in candidates if s not in taken and words and " ".join(str(r).split()) == words),
-                        None)
+        for old_id, old_kind, old_place, words in rows(old):
+            best = next((u for u in same.get((old_kind, words), ()) if u not in taken), None) if words else None
             score = EDITED_SIMILAR
-            for seg_id, their_stop, their_recall in candidates if best is None else ():
-                if seg_id not in taken and their_stop == stop:
-                    ratio = difflib.SequenceMatcher(None, str(recall), str(their_recall), autojunk=False).ratio()
-                    if ratio >= score:
-                        best, score = seg_id, ratio
+            for unit_id, unit_kind, unit_place, their_words in candidates if best is None else ():
+                if unit_id in taken or unit_kind != old_kind or abs(unit_place - old_place) > reach:
+                    continue
+                matcher = difflib.SequenceMatcher(None, words, their_words, autojunk=False)
+                if matcher.quick_ratio() >= score and (ratio := matcher.ratio()) >= score:
+                    best, score = unit_id, ratio
             if best is not None:
                 taken.add(best)
                 edited[old_id] = best
