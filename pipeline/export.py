@@ -357,7 +357,7 @@ def _positions(table: pd.DataFrame, by) -> dict:
 def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataFrame, codes: pd.DataFrame,
            codebook, entries: pd.DataFrame, progress=None, edited: dict[str, str] | None = None) -> list[Path]:
     """Write or refresh every coder's workbooks; returns the paths written.  ``kinds``: transcript_id -> kind;
-    ``edited``: old turn ID -> new ID of the turns edited since the last run, which keep their place in a
+    ``edited``: old unit ID -> new ID of the units edited since the last run, which keep their place in a
     coder's order of rows."""
     state_path = study.interim / "export_state.json"
     try:

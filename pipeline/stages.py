@@ -260,8 +260,8 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
 
 
 def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=None, edited=None):
-    """``edited``: old turn ID -> new ID of the turns edited since the last run (a coder's sorted rows keep an
-    edited turn where it was)."""
+    """``edited``: old unit ID -> new ID of the units edited since the last run (a coder's sorted rows keep an
+    edited unit where it was)."""
     codebook = codebook or load_codebook(study)
     entries = read_coders(study, codebook, log).entries if entries is None else entries
     # What every workbook shows comes from these (a coder's own entries never call for a rewrite): when none of
