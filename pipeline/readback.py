@@ -88,6 +88,7 @@ def read_workbooks(study, code_ids) -> ReadBack:
     reused: list[str] = []
     coders = set(study.coders())
     unlisted: set[str] = set()
+    said: dict | None = None  # the turns' words as the workbooks show them, read when a workbook is opened
     for coder, path in _workbooks(study):
         rel = study.relative(path)
         if study.settings.coders and coder not in coders:
@@ -105,7 +106,8 @@ def read_workbooks(study, code_ids) -> ReadBack:
             reused.append(rel)
             signatures[rel] = sig + (old[2:] or [sha256_file(path)])  # (a signature of an older version had none)
             continue
-        found, trouble = read_workbook(path, rel, coder, code_ids, coders - {coder})
+        said = _turns_said(study) if said is None else said
+        found, trouble = read_workbook(path, rel, coder, code_ids, coders - {coder}, said)
         rows += found
         problems += trouble
         if not trouble:
@@ -120,6 +122,17 @@ def read_workbooks(study, code_ids) -> ReadBack:
                 "workbooks are not read; add it to coders to count them, or move it out of "
                 f"{study.relative(study.coded)}/" for c in sorted(unlisted)]
     return ReadBack(entries, problems + units_in_two_workbooks(entries), signatures, warnings)
+
+
+def _turns_said(study) -> dict[str, tuple[str, str, int]]:
+    """Session turn ID -> (words, file, line), as the last run read them: what a workbook's 'text' shows."""
+    path = study.interim / "turns.parquet"
+    if not path.exists():
+        return {}
+    turns = pd.read_parquet(path, columns=["kind", "turn_id", "text", "source_file", "source_line"])
+    turns = turns[turns["kind"] == "session"]
+    return dict(zip(turns["turn_id"], zip(turns["text"], turns["source_file"], turns["source_line"], strict=True),
+                    strict=True))
 
 
 def _misnamed(folder: str, coder: str) -> Problem:
@@ -229,10 +242,10 @@ def _made_for(wb) -> str | None:
     return None
 
 
-def read_workbook(path: Path, rel: str, coder: str, code_ids, others=()) -> tuple[list[dict], list[Problem]]:
+def read_workbook(path: Path, rel: str, coder: str, code_ids, others=(), said=None) -> tuple[list[dict], list[Problem]]:
     """One workbook's entries and problems (``rel``: the name used in messages).  ``others``: the study's other
     coders; a workbook made for one of them, in this coder's folder, would have their codes counted as this
-    coder's."""
+    coder's.  ``said``: the session turns' words (``_turns_said``), which a coder's edit of 'text' is told by."""
     problems: list[Problem] = []
     lock = lock_file(path)
     if lock is not None:
@@ -256,10 +269,10 @@ def read_workbook(path: Path, rel: str, coder: str, code_ids, others=()) -> tupl
                                     hint="rename the sheet back, or restore the workbook from .backup/"))
         made_with = functools.cache(lambda: _codebook_sheet_ids(wb, names))
         for sheet, unit_type in units:
-            rows += _read_sheet(wb[sheet], coder, path.stem, unit_type, rel, by_id, problems, made_with)
+            rows += _read_sheet(wb[sheet], coder, path.stem, unit_type, rel, by_id, problems, made_with, said or {})
         if REMOVED_SHEET.lower() in names:
             rows += _read_sheet(wb[names[REMOVED_SHEET.lower()]], coder, path.stem, None, rel, by_id, problems,
-                                made_with)
+                                made_with, {})
         if rows and (made_for := _made_for(wb)) != coder and made_for in others:
             problems.append(Problem(
                 rel, f"was made for {made_for}, so its codes would count as {coder}'s", f"sheet {HOW_TO_SHEET}",
@@ -342,10 +355,13 @@ def header_row(ws) -> tuple[int, list[str], list[str]] | None:
     return first
 
 
-def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems, made_with) -> list[dict]:
+def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems, made_with, said) -> list[dict]:
     """The entries of one sheet; ``unit_type`` None for the ``Removed units`` sheet (it has its own column).
-    ``made_with()``: the code IDs (lower case) of the codebook the workbook was made with."""
+    ``made_with()``: the code IDs (lower case) of the codebook the workbook was made with; ``said``: the session
+    turns' words (a coder's correction of them in 'text' would not be read, and a refresh would write over it)."""
     from openpyxl.utils import get_column_letter
+
+    from .xlsx import cell_value
 
     found = header_row(ws)
     if found is None:
@@ -364,6 +380,7 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems, made_
     # The coder's own columns, by name; one without a name is called by its letter.
     ours = _OURS[REMOVED_SHEET if removed else next(s for s, t in UNIT_SHEETS.items() if t == unit_type)]
     checked = {n: names.index(n) for n in (SUGGESTED, EVIDENCE, NOTE) if n in names and n in ours}
+    text_col = names.index("text") if said and unit_type == "turn" and "text" in names else None
     extra_cols = [(i, written[i] or f"column {get_column_letter(i + 1)}") for i, n in enumerate(names)
                   if n not in ours and not _CODE_COL.match(n)]
     out: dict[str, dict] = {}
@@ -401,6 +418,13 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems, made_
                                                 + "choose a code from the drop-down list (sheet Codebook)"))
         if checked:
             problems += _typed_into_ours(ws, r, values, checked, by_id, rel)
+        if text_col is not None and (was := said.get(typed_text(values[uid]))) is not None and (
+                " ".join(typed_text(values[text_col]).split()) != " ".join(str(cell_value(was[0])).split())):
+            problems.append(Problem(rel, "the turn's words were changed here: 'text' is not read, and a refreshed "
+                                         "workbook would write the transcript's words over it",
+                                    f"sheet {ws.title}, cell {get_column_letter(text_col + 1)}{r}",
+                                    f"undo the change; to correct the transcript, correct data/raw/{was[1]}, "
+                                    f"line {was[2]}"))
         note = "" if memo is None else typed_text(values[memo])
         extra = {name: typed_text(values[i]) for i, name in extra_cols if typed_text(values[i])}
         unit = typed_text(values[uid])

@@ -274,6 +274,12 @@ CASES: dict[str, tuple[Callable, list[tuple[str, str, str]]]] = {
     "workbook: a coder's folder named as the automatic suggestions": (
         both(sub("study.toml", 'coders = ["coder_a", "coder_b"]', ""), put(f"{CODED}/auto/D01_S3_session.xlsx", b"PK")),
         [(f"{CODED}/auto/", "", "a coder's folder cannot be named 'auto': the report's name for the automatic")]),
+    "workbook: a turn's words corrected in the workbook": (
+        workbook(A_SESSION, set_cells("Turns", F5="Busy. Work has been a lot.")),
+        [(A_SESSION, "sheet Turns, cell F5", "the turn's words were changed here: 'text' is not read, and a "
+                                            "refreshed workbook would write the transcript's words over it (undo the "
+                                            "change; to correct the transcript, correct data/raw/D01_S3_session.docx, "
+                                            "line 4)")]),
     "workbook: unit_id column deleted": (workbook(A_SESSION, delete_unit_id_column),
                                          [(A_SESSION, "sheet Turns, row 1", "unit_id column is missing")]),
     "workbook: unit_id cell deleted": (workbook(A_SESSION, set_cells("Turns", A7=None, I7=CODE)),

@@ -40,7 +40,8 @@ def test_a_workbook_saved_again_by_libreoffice_keeps_every_cell_and_entry(tmp_pa
     assert b["Turns"]["F2"].data_type == "s"
     (dv,) = b["Turns"].data_validations.dataValidation
     assert dv.formula1.lstrip("=") == "Codebook!$A$2:$A$3"
-    entries, problems = read_workbook(saved, "x.xlsx", "alice", CODES)
+    said = {row[0]: (row[5], "D01_S1_session.txt", i) for i, row in enumerate(rows, 1)}  # LibreOffice kept the words
+    entries, problems = read_workbook(saved, "x.xlsx", "alice", CODES, (), said)
     assert problems == []
     assert [(e["unit_id"], e["codes"], e["memo"], e["sheet"]) for e in entries] == [
         ("D:2", CODES[0], "+ a memo", "Turns"), ("D:0", CODES[1], "", "Removed units")]
