@@ -88,7 +88,7 @@ def read_workbooks(study, code_ids) -> ReadBack:
     reused: list[str] = []
     coders = set(study.coders())
     unlisted: set[str] = set()
-    said: dict | None = None  # the turns' words as the workbooks show them, read when a workbook is opened
+    opened: list[tuple[str, Path, str, list]] = []
     for coder, path in _workbooks(study):
         rel = study.relative(path)
         if study.settings.coders and coder not in coders:
@@ -106,7 +106,9 @@ def read_workbooks(study, code_ids) -> ReadBack:
             reused.append(rel)
             signatures[rel] = sig + (old[2:] or [sha256_file(path)])  # (a signature of an older version had none)
             continue
-        said = _turns_said(study) if said is None else said
+        opened.append((coder, path, rel, sig))
+    said = _turns_said(study, {path.stem for _, path, _, _ in opened}) if opened else {}
+    for coder, path, rel, sig in opened:
         found, trouble = read_workbook(path, rel, coder, code_ids, coders - {coder}, said)
         rows += found
         problems += trouble
@@ -124,15 +126,16 @@ def read_workbooks(study, code_ids) -> ReadBack:
     return ReadBack(entries, problems + units_in_two_workbooks(entries), signatures, warnings)
 
 
-def _turns_said(study) -> dict[str, tuple[str, str, int]]:
-    """Session turn ID -> (words, file, line), as the last run read them: what a workbook's 'text' shows."""
+def _turns_said(study, transcripts: set[str]) -> dict[str, tuple[str, str, int]]:
+    """Turn ID -> (words, file, line) of these transcripts, as the last run read them: what a workbook's 'text'
+    shows.  (Only theirs: a coder who saved one workbook should not pay for reading every turn of the study.)"""
     path = study.interim / "turns.parquet"
     if not path.exists():
         return {}
-    turns = pd.read_parquet(path, columns=["kind", "turn_id", "text", "source_file", "source_line"])
-    turns = turns[turns["kind"] == "session"]
-    return dict(zip(turns["turn_id"], zip(turns["text"], turns["source_file"], turns["source_line"], strict=True),
-                    strict=True))
+    turns = pd.read_parquet(path, columns=["turn_id", "text", "source_file", "source_line"],
+                            filters=[("transcript_id", "in", sorted(transcripts))])
+    return dict(zip(turns["turn_id"].tolist(), zip(turns["text"].tolist(), turns["source_file"].tolist(),
+                                                   turns["source_line"].tolist(), strict=True), strict=True))
 
 
 def _misnamed(folder: str, coder: str) -> Problem:
