@@ -142,6 +142,9 @@ def human_coders(codes: pd.DataFrame) -> list[str]:
     return sorted(_distinct(codes["coder"]) - {AUTO, CONSENSUS})
 
 
+COMPUTED = "(two or more coders)"  # the rule_id of a computed consensus: whose codes they are, in codes tables
+
+
 def consensus(codes: pd.DataFrame, min_coders: int = 2) -> pd.DataFrame:
     """The codes that two or more coders gave the same unit (coder ``consensus``): the consensus of a study whose
     consensus coder has not coded."""
@@ -162,9 +165,6 @@ def sources(codes: pd.DataFrame) -> list[str]:
 def recorded_consensus(codes: pd.DataFrame) -> bool:
     """Whether the consensus is the consensus coder's (``data/coded/consensus/``) rather than computed."""
     return bool((codes["coder"] == CONSENSUS).any()) and not (codes["rule_id"] == COMPUTED).any()
-
-
-COMPUTED = "(two or more coders)"  # the rule_id of a computed consensus: whose codes they are, in codes tables
 
 
 def with_consensus(codes: pd.DataFrame) -> pd.DataFrame:
