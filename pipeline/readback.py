@@ -89,6 +89,7 @@ def read_workbooks(study, code_ids) -> ReadBack:
     coders = set(study.coders())
     unlisted: set[str] = set()
     opened: list[tuple[str, Path, str, list]] = []
+    folders: dict[Path, dict[str, str]] = {}
     for coder, path in _workbooks(study):
         rel = study.relative(path)
         if study.settings.coders and coder not in coders:
@@ -99,6 +100,7 @@ def read_workbooks(study, code_ids) -> ReadBack:
             if all(p.file != folder for p in problems):  # (once per folder; its workbooks are not read)
                 problems.append(_misnamed(folder, coder))
             continue
+        problems += _saved_as_other(study, coder, path, folders)
         st = path.stat()
         sig, old = [st.st_mtime_ns, st.st_size], known.get(rel) or [None, None, ""]
         if lock_file(path) is None and old[1] == st.st_size and (
@@ -136,6 +138,23 @@ def _turns_said(study, transcripts: set[str]) -> dict[str, tuple[str, str, int]]
                             filters=[("transcript_id", "in", sorted(transcripts))])
     return dict(zip(turns["turn_id"].tolist(), zip(turns["text"].tolist(), turns["source_file"].tolist(),
                                                    turns["source_line"].tolist(), strict=True), strict=True))
+
+
+OTHER_FORMATS = (".ods", ".xls", ".xlsm", ".xlsb", ".csv", ".numbers")
+
+
+def _saved_as_other(study, coder: str, path: Path, folders: dict) -> list[Problem]:
+    """A coder's workbook saved in another format beside it (LibreOffice's ODF format, Excel's 'Save As'): the run
+    reads .xlsx only, and the coder's work would be left out without a word.  (``folders``: each folder's file
+    names, listed once.)"""
+    if path.parent not in folders:
+        folders[path.parent] = {p.name.lower(): p.name for p in path.parent.iterdir()}
+    names = folders[path.parent]
+    found = [names[n] for n in (f"{path.stem}{s}".lower() for s in OTHER_FORMATS) if n in names]
+    return [Problem(study.relative(path.parent / name), f"is {coder}'s workbook {path.name} saved as "
+                                                        f"{Path(name).suffix}, which the run does not read",
+                    hint=f"open it, save it as Excel Workbook (.xlsx) over {path.name}, and delete it")
+            for name in found]
 
 
 def _misnamed(folder: str, coder: str) -> Problem:

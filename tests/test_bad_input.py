@@ -280,6 +280,10 @@ CASES: dict[str, tuple[Callable, list[tuple[str, str, str]]]] = {
                                             "refreshed workbook would write the transcript's words over it (undo the "
                                             "change; to correct the transcript, correct data/raw/D01_S3_session.docx, "
                                             "line 4)")]),
+    "workbook: saved in LibreOffice's own format beside it": (
+        put(f"{CODED}/coder_a/D01_S3_session.ods", b"PK"),
+        [(f"{CODED}/coder_a/D01_S3_session.ods", "", "is coder_a's workbook D01_S3_session.xlsx saved as .ods, "
+                                                     "which the run does not read")]),
     "workbook: unit_id column deleted": (workbook(A_SESSION, delete_unit_id_column),
                                          [(A_SESSION, "sheet Turns, row 1", "unit_id column is missing")]),
     "workbook: unit_id cell deleted": (workbook(A_SESSION, set_cells("Turns", A7=None, I7=CODE)),
