@@ -321,14 +321,17 @@ def evidence_of(code: str, words: str) -> str:
     return f"{code}: “{words}”"
 
 
-def _typed_into_ours(ws, r: int, values: list, at: dict[str, int], by_id: dict, rel: str) -> list[Problem]:
-    """A coder's text in the pipeline's column 'suggested codes' or 'note' (``at``: their positions): it is not
-    read, and a refreshed workbook would write the pipeline's own over it, so the coder is told where it belongs.
-    What the pipeline wrote there is told apart without a record of it: each suggested code is named in the row's
-    evidence, and a note is one of the alignment's.  A suggestion deleted is no loss (ignoring it rejects it)."""
+def _typed_into_ours(ws, r: int, values: list, at: dict[str, int], by_id: dict, rel: str,
+                     said: tuple | None) -> list[Problem]:
+    """A coder's text in the pipeline's column 'suggested codes', 'note' or 'text' (``at``: their positions): it is
+    not read, and a refreshed workbook would write the pipeline's own over it, so the coder is told where it
+    belongs.  What the pipeline wrote there is told apart without a record of it: each suggested code is named in
+    the row's evidence, a note is one of the alignment's; a turn's words are ``said`` (words, file, line: as the
+    last run read them).  A suggestion deleted is no loss (ignoring it rejects it)."""
     from openpyxl.utils import get_column_letter
 
     from .align import NOTE_FORM
+    from .xlsx import cell_value
 
     def cell(name: str) -> str:
         return f"sheet {ws.title}, cell {get_column_letter(at[name] + 1)}{r}"
@@ -347,6 +350,12 @@ def _typed_into_ours(ws, r: int, values: list, at: dict[str, int], by_id: dict, 
     if NOTE in at and (note := typed_text(values[at[NOTE]])) and not NOTE_FORM.fullmatch(note):
         problems.append(Problem(rel, f"'{NOTE}' holds {note!r}: that column is the alignment's and is not read",
                                 cell(NOTE), "move it to 'memo'"))
+    if "text" in at and said is not None and (
+            " ".join(typed_text(values[at["text"]]).split()) != " ".join(str(cell_value(said[0])).split())):
+        problems.append(Problem(rel, "the turn's words were changed here: 'text' is not read, and a refreshed "
+                                     "workbook would write the transcript's words over it", cell("text"),
+                                f"undo the change; to correct the transcript, correct data/raw/{said[1]}, "
+                                f"line {said[2]}"))
     return problems
 
 
@@ -383,8 +392,6 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems, made_
     turns' words (a coder's correction of them in 'text' would not be read, and a refresh would write over it)."""
     from openpyxl.utils import get_column_letter
 
-    from .xlsx import cell_value
-
     found = header_row(ws)
     if found is None:
         return []
@@ -401,8 +408,9 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems, made_
     when_col = names.index("removed on") if "removed on" in names else None
     # The coder's own columns, by name; one without a name is called by its letter.
     ours = _OURS[REMOVED_SHEET if removed else next(s for s, t in UNIT_SHEETS.items() if t == unit_type)]
-    checked = {n: names.index(n) for n in (SUGGESTED, EVIDENCE, NOTE) if n in names and n in ours}
-    text_col = names.index("text") if said and unit_type == "turn" and "text" in names else None
+    # the pipeline's columns a coder's text is looked for in (a turn's words: when the last run's are known)
+    checked = {n: names.index(n) for n in (SUGGESTED, EVIDENCE, NOTE, "text") if n in names and n in ours
+               and (n != "text" or (said and unit_type == "turn"))}
     extra_cols = [(i, written[i] or f"column {get_column_letter(i + 1)}") for i, n in enumerate(names)
                   if n not in ours and not _CODE_COL.match(n)]
     out: dict[str, dict] = {}
@@ -438,18 +446,11 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems, made_
                         problems.append(Problem(rel, f"unknown code {code!r}", cell,
                                                 (f"did you mean {guess}? " if guess else "")
                                                 + "choose a code from the drop-down list (sheet Codebook)"))
+        unit = typed_text(values[uid])
         if checked:
-            problems += _typed_into_ours(ws, r, values, checked, by_id, rel)
-        if text_col is not None and (was := said.get(typed_text(values[uid]))) is not None and (
-                " ".join(typed_text(values[text_col]).split()) != " ".join(str(cell_value(was[0])).split())):
-            problems.append(Problem(rel, "the turn's words were changed here: 'text' is not read, and a refreshed "
-                                         "workbook would write the transcript's words over it",
-                                    f"sheet {ws.title}, cell {get_column_letter(text_col + 1)}{r}",
-                                    f"undo the change; to correct the transcript, correct data/raw/{was[1]}, "
-                                    f"line {was[2]}"))
+            problems += _typed_into_ours(ws, r, values, checked, by_id, rel, said.get(unit))
         note = "" if memo is None else typed_text(values[memo])
         extra = {name: typed_text(values[i]) for i, name in extra_cols if typed_text(values[i])}
-        unit = typed_text(values[uid])
         if not unit:
             if codes or note or extra:
                 problems.append(Problem(rel, "this row has codes or a memo but no unit_id",
