@@ -270,13 +270,21 @@ def _broken(study, tmp_path, breaker):
     return lines[0]
 
 
+def _set_cells(path, sheet, **cells):
+    """A coder's edit of some cells (by reference), saved."""
+    wb = load_workbook(path)
+    for ref, value in cells.items():
+        wb[sheet][ref].value = value
+    wb.save(path)
+
+
+def _row_of(ws, unit_id) -> int:
+    return next(r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == unit_id)
+
+
 def test_an_unknown_code_stops_the_run(study, tmp_path):
-    def breaker(coded):
-        path = coded / "coder_b" / f"{IPR}.xlsx"
-        wb = load_workbook(path)
-        wb["Segments"]["K3"].value = "recall.rupture.angry"
-        wb.save(path)
-    line = _broken(study, tmp_path, breaker)
+    line = _broken(study, tmp_path,
+                   lambda coded: _set_cells(coded / "coder_b" / f"{IPR}.xlsx", "Segments", K3="recall.rupture.angry"))
     assert line.startswith(f"error: data/coded/coder_b/{IPR}.xlsx, sheet Segments, cell K3: unknown code "
                            "'recall.rupture.angry'")
 
@@ -297,7 +305,7 @@ def test_a_deleted_unit_id_cell_stops_the_run(study, tmp_path):
         path = coded / "coder_b" / f"{SESSION}.xlsx"
         wb = load_workbook(path)
         ws = wb["Turns"]
-        row = next(r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == study["c"][0])
+        row = _row_of(ws, study["c"][0])
         ws.cell(row, 1).value = None
         wb.save(path)
         return row
@@ -372,10 +380,6 @@ def test_a_coders_folder_renamed_is_not_another_coders_work(study, tmp_path):
     assert "alice" in set(codes["coder"]) and "coder_a" not in set(codes["coder"])
 
 
-def _row_of(ws, unit_id) -> int:
-    return next(r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == unit_id)
-
-
 def test_a_code_typed_into_suggested_codes_stops_the_run(study, tmp_path):
     """'suggested codes' is the rules' column: a code typed there would not be read, and a refreshed workbook
     would write the suggestions over it."""
@@ -394,12 +398,8 @@ def test_a_code_typed_into_suggested_codes_stops_the_run(study, tmp_path):
 
 
 def test_a_memo_typed_into_the_alignments_note_stops_the_run(study, tmp_path):
-    def breaker(coded):
-        path = coded / "coder_b" / f"{IPR}.xlsx"
-        wb = load_workbook(path)
-        wb["Segments"]["I3"].value = "she looks away here"
-        wb.save(path)
-    line = _broken(study, tmp_path, breaker)
+    line = _broken(study, tmp_path,
+                   lambda coded: _set_cells(coded / "coder_b" / f"{IPR}.xlsx", "Segments", I3="she looks away here"))
     assert line == (f"error: data/coded/coder_b/{IPR}.xlsx, sheet Segments, cell I3: 'note' holds 'she looks away "
                     "here': that column is the alignment's and is not read (move it to 'memo')")
 
