@@ -34,6 +34,8 @@ from .study import CONSENSUS
 AGREEMENT_COLUMNS = ["code_id", "units", "coders", "percent_agreement", "cohen_kappa", "krippendorff_alpha",
                      "positive_agreement"]
 SUGGESTION_COLUMNS = ["coder", "code_id", "units", "suggested", "coded", "both", "precision", "recall"]
+DISAGREEMENT_COLUMNS = ["transcript_id", "unit_type", "unit_id", "code_id", "given_by", "not_given_by", "consensus",
+                        "text"]
 POOLED = "(all codes)"
 
 
@@ -196,6 +198,33 @@ def suggestions_vs_coders(entries: pd.DataFrame, codes: pd.DataFrame, codebook=N
     return pd.DataFrame(rows, columns=SUGGESTION_COLUMNS)
 
 
+def disagreements(entries: pd.DataFrame, codebook=None, scope: dict | None = None,
+                  texts: dict[str, str] | None = None) -> pd.DataFrame:
+    """Each decision the coders of a unit made differently: a code that some of the coders who coded the unit gave
+    it and the others did not.  The list a consensus meeting works through, in the study's order (``scope``'s;
+    the codes in the codebook's), with the unit's words (``texts``: unit ID -> text).  ``consensus``: what the
+    consensus coder decided ('given' or 'not given'), empty while it has not coded the unit."""
+    units, types = _decisions(entries[entries["coder"] != CONSENSUS], scope)
+    decided, _ = _decisions(entries[entries["coder"] == CONSENSUS], scope)
+    transcript = dict(zip(entries["unit_id"].tolist(), entries["transcript_id"].tolist(), strict=True))
+    place = {u: i for i, u in enumerate(scope or ())}
+    joint = sorted((u for u, by in units.items() if len(by) >= 2),
+                   key=lambda u: (transcript[u], place.get(u, len(place)), u))
+    rows = []
+    for unit in joint:
+        by = units[unit]
+        agreed = decided.get(unit, {}).get(CONSENSUS)
+        for code in _code_order(codebook, set().union(*by.values())):
+            given = sorted(c for c, codes in by.items() if code in codes)
+            if len(given) < len(by):
+                rows.append({"transcript_id": transcript[unit], "unit_type": types[unit], "unit_id": unit,
+                             "code_id": code, "given_by": ", ".join(given),
+                             "not_given_by": ", ".join(sorted(set(by) - set(given))),
+                             "consensus": "" if agreed is None else "given" if code in agreed else "not given",
+                             "text": (texts or {}).get(unit, "")})
+    return pd.DataFrame(rows, columns=DISAGREEMENT_COLUMNS)
+
+
 def _precision_recall(coder, code, units, suggested, coded, both) -> dict:
     return {"coder": coder, "code_id": code, "units": units, "suggested": suggested, "coded": coded, "both": both,
             "precision": both / suggested if suggested else np.nan, "recall": both / coded if coded else np.nan}
@@ -213,12 +242,14 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
     return shown.to_string(index=False).splitlines()
 
 
-SHEETS = {"Agreement": "agreement", "Suggestions vs coders": "suggestions_vs_coders"}
+SHEETS = {"Agreement": "agreement", "Suggestions vs coders": "suggestions_vs_coders",
+          "Disagreements": "disagreements"}
 
 
 def update_tables_xlsx(study) -> None:
-    """Put the agreement tables (from data/interim/) into reports/tables.xlsx as the sheets ``Agreement`` and
-    ``Suggestions vs coders``, keeping every other sheet (`ipr agreement`: `ipr analyze` remakes the report)."""
+    """Put the agreement tables (from data/interim/) into reports/tables.xlsx as the sheets ``Agreement``,
+    ``Suggestions vs coders`` and ``Disagreements``, keeping every other sheet (`ipr agreement`: `ipr analyze`
+    remakes the report)."""
     from openpyxl import Workbook, load_workbook
 
     from .files import atomic_path

@@ -202,12 +202,12 @@ def report(study_dir: Path):
 @main.command()
 @STUDY_OPTION
 def agreement(study_dir: Path):
-    """Intercoder agreement from the coders' workbooks: reports/agreement.csv and tables.xlsx."""
+    """Intercoder agreement from the coders' workbooks: reports/agreement.csv, disagreements.csv, tables.xlsx."""
     from .agreement import summary_lines
     from .stages import RunLog, run_agreement
 
     log = RunLog()
-    table, versus = run_agreement(_study(study_dir), log)
+    table, versus, apart = run_agreement(_study(study_dir), log)
     _warnings(log.warnings)
     for line in summary_lines(table):
         click.echo(line)
@@ -217,7 +217,12 @@ def agreement(study_dir: Path):
         rc = "" if r.recall != r.recall else f"{r.recall:.2f}"
         click.echo(f"suggestions against {r.coder}: precision {p or 'n/a'}, recall {rc or 'n/a'} over {r.units} "
                    "units")
-    click.echo("wrote reports/agreement.csv, reports/suggestions_vs_coders.csv and reports/tables.xlsx")
+    if len(apart):
+        click.echo(f"the coders decided {len(apart)} code{'s' * (len(apart) != 1)} differently on "
+                   f"{apart['unit_id'].nunique()} unit{'s' * (apart['unit_id'].nunique() != 1)}: each is listed in "
+                   "reports/disagreements.csv, for a consensus meeting")
+    click.echo("wrote reports/agreement.csv, reports/suggestions_vs_coders.csv, reports/disagreements.csv and "
+               "reports/tables.xlsx")
 
 
 @main.command()

@@ -25,6 +25,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from .files import atomic_path, digests_by, sha256_file, sha256_text, write_text
 from .readback import (
+    CODERS_HEADER,
     HOW_TO_SHEET,
     REMOVED_HEADER,
     REMOVED_SHEET,
@@ -32,11 +33,13 @@ from .readback import (
     SESSION_HEADER,
     UNIT_SHEETS,
     about_line,
+    coded_entries,
     evidence_of,
     header_row,
     typed_text,
     workbook_path,
 )
+from .study import CONSENSUS
 from .timecode import format_time
 from .xlsx import COMPRESS_LEVEL, WRAP, cell_style, row_height, save, stream_lines, stream_table, text_in_sheet
 
@@ -85,6 +88,26 @@ SEGMENT_COLUMNS = ("segment_id", "stop_no", "video_s", "status", "context_text",
                    "note")
 
 
+def coders_view(theirs: pd.DataFrame, unit_ids: set[str], codebook) -> dict[str, tuple[str, str]]:
+    """unit_id -> (what each coder gave the unit, the codes some of them gave it and others did not): what the
+    consensus coder's workbook shows of the coders' work.  ``theirs``: the coders' entries of one transcript (the
+    consensus coder's own are left out); ``unit_ids``: its units as they are now."""
+    from .agreement import disagreements
+
+    coded = coded_entries(theirs[theirs["coder"] != CONSENSUS], unit_ids)
+    if coded.empty:
+        return {}
+    said: dict[str, list[str]] = {}
+    for e in coded.sort_values("coder", kind="stable").itertuples(index=False):
+        memo = f" (memo: {e.memo})" if e.memo else ""
+        said.setdefault(e.unit_id, []).append(f"{e.coder}: {e.codes.replace(';', ', ') or 'no code'}{memo}")
+    disputed: dict[str, list[str]] = {}
+    for unit, code in disagreements(coded, codebook, dict.fromkeys(unit_ids))[["unit_id", "code_id"]].itertuples(
+            index=False):
+        disputed.setdefault(unit, []).append(code)
+    return {unit: ("\n".join(lines), ", ".join(disputed.get(unit, ()))) for unit, lines in said.items()}
+
+
 def unit_rows(kind: str, units: dict[str, list], suggestions: dict, blind: bool) -> tuple[list[str], list[list]]:
     """Header and rows of a transcript's unit sheet, before the coder's columns.  ``units``: the transcript's
     turns or segments, column name -> values."""
@@ -108,8 +131,9 @@ def unit_rows(kind: str, units: dict[str, list], suggestions: dict, blind: bool)
 
 WIDTHS = {"unit_id": 14, "#": 5, "stop": 6, "time": 9, "video time": 9, "speaker": 12, "role": 11, "status": 12,
           "text": 70, "session excerpt": 60, "recall": 60, "suggested codes": 26, "evidence": 36, "note": 16,
-          "memo": 40, "removed on": 12, "unit_type": 10}
-WRAPPED = ("text", "session excerpt", "recall", "evidence", "memo", "suggested codes", "note")
+          "memo": 40, "removed on": 12, "unit_type": 10, "coders' codes": 40, "disputed": 26}
+WRAPPED = ("text", "session excerpt", "recall", "evidence", "memo", "suggested codes", "note", "coders' codes",
+           "disputed")
 
 
 @dataclass
@@ -402,17 +426,30 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
             continue
         inputs = sha256_text(FORMAT_VERSION, codebook.digest, str(blind), shown[tid], suggested.get(tid, ""))
         paths = {coder: workbook_path(study, coder, tid) for coder in study.coders()}
+        view = {}  # the consensus coder's workbook also shows what the coders gave each unit
+        if CONSENSUS in paths:
+            theirs = [i for c in paths if c != CONSENSUS for i in by_workbook.get((c, tid), ())]
+            units = set(rows_of(part, tid)["turn_id" if part == "session" else "segment_id"])
+            view = coders_view(entries.iloc[theirs], units, codebook) if theirs else {}
+        inputs_of = {c: sha256_text(inputs, json.dumps(sorted(view.items()))) if c == CONSENSUS else inputs
+                     for c in paths}
         todo = [c for c, path in paths.items()
-                if not (path.exists() and state.get(study.relative(path), {}).get("inputs") == inputs)]
+                if not (path.exists() and state.get(study.relative(path), {}).get("inputs") == inputs_of[c])]
         if not todo:
             continue
         header, rows = unit_rows(kind, rows_of(part, tid), _suggestions(rows_of("auto", tid)), blind)
-        digest = sha256_text(FORMAT_VERSION, json.dumps([header, rows], default=str), codebook.digest, str(blind))
         unit_ids = {r[0] for r in rows}
+        sheets = {"": (header, rows)}  # what a coder's unit sheet shows; the consensus coder's, with the view
+        if CONSENSUS in todo:
+            sheets[CONSENSUS] = (header + CODERS_HEADER, [[*r, *view.get(r[0], ("", ""))] for r in rows])
+        digests = {k: sha256_text(FORMAT_VERSION, json.dumps(v, default=str), codebook.digest, str(blind))
+                   for k, v in sheets.items()}
         plain = None  # this transcript's job for a coder with nothing of theirs in the workbook (yet)
         for coder in todo:
             path = paths[coder]
             key = study.relative(path)
+            sheet = CONSENSUS if coder == CONSENSUS else ""
+            inputs, (header, rows), digest = inputs_of[coder], sheets[sheet], digests[sheet]
             if path.exists() and (state.get(key, {}).get("digest") or stored_digest(path)) == digest:
                 state[key] = {**state.get(key, {}), "digest": digest, "inputs": inputs}
                 continue  # what it shows is unchanged: leave the coder's file alone
@@ -430,7 +467,7 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
             state[key] = {"digest": digest, "inputs": inputs}
             job = _Job(path, (kind, header, rows, codebook, carried, removed),
                        {"blind": blind, "layout": layout, "digest": digest, "about": about})
-            if not carried and not removed and layout == Layout():
+            if not carried and not removed and layout == Layout() and coder != CONSENSUS:
                 if plain is not None:  # the same workbook but for the coder's name: a copy of that one
                     plain.copies.append((path, about))
                     continue

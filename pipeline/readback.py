@@ -34,9 +34,11 @@ SUGGESTED, EVIDENCE, NOTE = "suggested codes", "evidence", "note"
 SESSION_HEADER = ["unit_id", "#", "time", "speaker", "role", "text", SUGGESTED, EVIDENCE]
 SEGMENT_HEADER = ["unit_id", "stop", "video time", "status", "session excerpt", "recall", SUGGESTED, EVIDENCE, NOTE]
 REMOVED_HEADER = ["unit_id", "unit_type", "removed on"]
+CODERS_HEADER = ["coders' codes", "disputed"]  # the consensus coder's unit sheet: what the coders gave each unit
 # Columns the pipeline writes, per sheet; any other column is the coder's own and is carried over as it is.
 _OURS = {sheet: {h.lower() for h in header} | {"memo"} for sheet, header in
-         (("Turns", SESSION_HEADER), ("Segments", SEGMENT_HEADER), (REMOVED_SHEET, REMOVED_HEADER))}
+         (("Turns", SESSION_HEADER + CODERS_HEADER), ("Segments", SEGMENT_HEADER + CODERS_HEADER),
+          (REMOVED_SHEET, REMOVED_HEADER))}
 
 
 @dataclass
@@ -250,7 +252,9 @@ def about_line(transcript_id: str, coder: str, codebook) -> str:
     line = f"Transcript {transcript_id}, coder {coder}; codebook: {codebook.title or '(untitled)'}{version}."
     if coder == CONSENSUS:
         line += (" Record here the codes the coders agreed on when they met: this workbook is the consensus, not "
-                 "one more coder in the agreement between coders.")
+                 "one more coder in the agreement between coders. 'coders' codes' shows what each coder gave each "
+                 "unit (as their workbooks stood at the last run), and 'disputed' the codes some of them gave it and "
+                 "others did not: filter it to go through the disagreements.")
     return line
 
 

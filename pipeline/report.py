@@ -496,6 +496,7 @@ def _section_agreement(d: WordDoc, out, coders) -> None:
                    "reports/agreement.csv). Cohen's kappa where exactly two coders coded the units; the "
                    "'(all codes)' row pools the codes.")
             d.table("Agreement", ag, "Intercoder agreement per code")
+            _disagreements(d, out)
     else:
         d.para("Coders have coded, but agreement has not been computed yet (data/interim/agreement.parquet is "
                "missing): run `ipr agreement`, then `ipr report`.")
@@ -508,6 +509,24 @@ def _section_agreement(d: WordDoc, out, coders) -> None:
         d.table("Suggestions vs coders, all", out["Suggestions vs coders, all"],
                 "The suggestions against each coder, all codes pooled")
     d.orientation(False)
+
+
+def _disagreements(d: WordDoc, out) -> None:
+    """Where the coders' disagreements are listed (the list itself grows with the study: it is for the meeting)."""
+    apart = out.get("Disagreements")
+    if apart is None:
+        return
+    if apart.empty:
+        d.para("The coders made every decision alike on the units they coded together.")
+        return
+    units = apart["unit_id"].nunique()
+    left = int((apart["consensus"] == "").sum())
+    decided = (f" The consensus coder has decided {len(apart) - left} of them; {left} are still open." if left < len(
+        apart) else "")
+    d.para(f"The coders decided {len(apart)} code{'s' * (len(apart) != 1)} differently (one coder gave it, another "
+           f"did not) on {units} unit{'s' * (units != 1)}. Each is listed, with the unit's words and who gave the "
+           "code, in the sheet 'Disagreements' of reports/tables.xlsx and in reports/disagreements.csv: the list "
+           f"for a consensus meeting.{decided}")
 
 
 def _section_methods(d: WordDoc, out, study, audit, coders, now) -> None:

@@ -19,7 +19,7 @@ from . import __version__
 from .codebook import codes_frame
 from .errors import InputError, Problem
 from .files import code_version, digest_of, digests_by, member, sha256_file, sha256_text, write_parquet, write_text
-from .study import Study
+from .study import CONSENSUS, Study
 
 
 @dataclass
@@ -267,8 +267,11 @@ def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=
     # What every workbook shows comes from these (a coder's own entries never call for a rewrite): when none of
     # them changed and every workbook is there, there is nothing to do, not even a digest per transcript.
     inputs = [study.interim / n for n in ("turns.parquet", "segments.parquet", "code_state.json")]
+    # (the consensus coder's workbooks show the other coders' codes too)
+    theirs = entries[entries["coder"] != CONSENSUS] if CONSENSUS in study.coders() and len(entries) else entries[:0]
     key = sha256_text(code_version(), codebook.digest, repr(study.settings.blind), json.dumps(study.coders()),
-                      *(sha256_file(p) if p.exists() else "" for p in inputs))
+                      *(sha256_file(p) if p.exists() else "" for p in inputs),
+                      digest_of(theirs[["coder", "unit_id", "codes", "memo", "sheet"]]) if len(theirs) else "")
     workbooks = [study.root / w for w in _json(study.interim / "export_state.json")]
     if _done_before(study, "workbooks", key, workbooks) is not None:
         return []
@@ -332,31 +335,35 @@ def audit(study: Study, codebook, log: RunLog) -> dict:
     }
 
 
-AGREEMENT_TABLES = ("agreement", "suggestions_vs_coders")
+AGREEMENT_TABLES = ("agreement", "suggestions_vs_coders", "disagreements")
 
 
 def run_agreement(study: Study, log: RunLog, codebook=None, entries=None, tables: bool = True):
-    """Intercoder agreement and the suggestions against each coder, from the coders' workbooks:
-    reports/agreement.csv, reports/suggestions_vs_coders.csv, the same in data/interim/ and in tables.xlsx."""
-    from .agreement import agreement, suggestions_vs_coders, unit_scope, update_tables_xlsx
+    """Intercoder agreement, the suggestions against each coder, and the coders' disagreements, from the coders'
+    workbooks: each in reports/ as CSV, in data/interim/ and in tables.xlsx."""
+    from .agreement import agreement, disagreements, suggestions_vs_coders, unit_scope, update_tables_xlsx
 
     codebook = codebook or load_codebook(study)
     entries = read_coders(study, codebook, log).entries if entries is None else entries
     paths = {name: study.interim / f"{name}.parquet" for name in ("turns", "segments", "codes")}
-    # Before anyone has coded, both tables are empty: the study's tables need not even be read.
+    # Before anyone has coded, the tables are empty: the study's tables need not even be read.
     interim = {name: pd.read_parquet(p) if p.exists() and len(entries) else None for name, p in paths.items()}
     scope = unit_scope(interim["turns"], interim["segments"])
-    table = agreement(entries, codebook, scope)
-    versus = suggestions_vs_coders(entries, interim["codes"], codebook, scope)
+    texts = {}
+    for name, unit, text in (("turns", "turn_id", "text"), ("segments", "segment_id", "recall_text")):
+        if interim[name] is not None:
+            texts.update(zip(interim[name][unit].tolist(), interim[name][text].tolist(), strict=True))
+    made = (agreement(entries, codebook, scope), suggestions_vs_coders(entries, interim["codes"], codebook, scope),
+            disagreements(entries, codebook, scope, texts))
     if not paths["codes"].exists():
         log.warn(["data/interim/codes.parquet is missing, so the suggestions are not compared with the coders "
                   "(run `ipr analyze`)"])
-    for name, df in zip(AGREEMENT_TABLES, (table, versus), strict=True):
+    for name, df in zip(AGREEMENT_TABLES, made, strict=True):
         write_parquet(df, study.interim / f"{name}.parquet")
         write_text(study.reports / f"{name}.csv", df.to_csv(index=False, float_format="%.4f"))
     if tables:  # `analyze` leaves this to the report, which is remade whenever these tables change
         update_tables_xlsx(study)
-    return table, versus
+    return made
 
 
 def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -> RunLog:

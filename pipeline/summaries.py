@@ -541,6 +541,13 @@ def versus_display(versus: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def disagreements_display(apart: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """The coders' disagreements with each code's name, for the consensus meeting's sheet."""
+    shown = apart.drop(columns=["unit_type"]).rename(columns={"given_by": "given by", "not_given_by": "not given by"})
+    shown.insert(shown.columns.get_loc("code_id") + 1, "name", [names.get(c, "") for c in shown["code_id"]])
+    return shown
+
+
 def agreement_display(agreement: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     cols = ["code_id", "name", "units", "coders", "% agreement", "Cohen's κ", "Krippendorff's α",
             "positive agreement"]
@@ -625,6 +632,9 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
         if len(versus):
             out["Suggestions vs coders, all"] = pooled[pooled["code_id"] == POOLED].drop(
                 columns=["code_id", "name"]).reset_index(drop=True)
+    apart = interim_table(study, "disagreements")
+    if apart is not None:
+        out["Disagreements"] = disagreements_display(apart, names)
     replaced = "; ".join(f"{old} → {new}" for old, new in audit.get("replaced", {}).items())
     out["Run"] = pd.DataFrame([("software", audit["software"]), ("codebook", audit["codebook"]),
                                *([("codes renamed or merged (read as the new code)", replaced)] if replaced else []),

@@ -8,10 +8,12 @@ import pytest
 
 from pipeline.agreement import (
     AGREEMENT_COLUMNS,
+    DISAGREEMENT_COLUMNS,
     POOLED,
     agreement,
     binary_agreement,
     cohen_kappa,
+    disagreements,
     krippendorff_alpha,
     suggestions_vs_coders,
     summary_lines,
@@ -233,3 +235,28 @@ def test_the_report_writes_both_agreement_sheets_even_before_anyone_has_coded(st
         assert [c.value for c in next(book["Suggestions vs coders"].iter_rows())][:2] == ["coder", "code_id"]
     finally:
         book.close()
+
+
+def test_the_disagreements_are_each_code_some_coders_of_a_unit_gave_and_others_did_not():
+    texts = {"t2": "I mean, sure.", "s2": "I felt dismissed."}
+    table = disagreements(ENTRIES, CODEBOOK, SCOPE, texts)
+    assert list(table.columns) == DISAGREEMENT_COLUMNS
+    # in the study's order (t2 t5, then the therapist turn t3, then s2); t1 and s1 agree; t4 and t6 have one coder;
+    # r1 is gone; a memo makes a unit coded, so the code the other gave it is a disagreement
+    assert [tuple(r) for r in table[["unit_id", "code_id", "given_by", "not_given_by", "consensus"]].itertuples(
+        index=False)] == [("t2", DENIAL, "alice", "bob", ""), ("t5", DENIAL, "bob", "alice", ""),
+                          ("t3", CLARIFY, "alice", "bob", ""), ("s2", HURT, "bob", "alice", "")]
+    assert table["text"].tolist() == ["I mean, sure.", "", "", "I felt dismissed."]
+    assert table["unit_type"].tolist() == ["turn", "turn", "turn", "segment"]
+
+
+def test_the_consensus_coder_is_not_a_coder_who_disagrees_and_its_decisions_are_shown():
+    agreed = pd.DataFrame([entry("consensus", "t2", [COMPLAINT]), entry("consensus", "t5", [DENIAL]),
+                           entry("consensus", "t4", [DENIAL])], columns=ENTRY_COLUMNS)
+    table = disagreements(pd.concat([ENTRIES, agreed], ignore_index=True), CODEBOOK, SCOPE).set_index("unit_id")
+    assert list(table.index) == ["t2", "t5", "t3", "s2"]  # t4: alice and the consensus are not two coders
+    assert table["consensus"].tolist() == ["not given", "given", "", ""]
+    three = pd.concat([ENTRIES, pd.DataFrame([entry("carol", "t1", [COMPLAINT])], columns=ENTRY_COLUMNS)])
+    t1 = disagreements(three, CODEBOOK, SCOPE).set_index("unit_id").loc[["t1"]]
+    assert [tuple(r) for r in t1[["code_id", "given_by", "not_given_by"]].itertuples(index=False)] == [
+        (DENIAL, "alice, bob", "carol"), (COMPLAINT, "carol", "alice, bob")]

@@ -241,12 +241,39 @@ def test_agreement_equals_the_computation_by_hand(study):
     assert (versus["code_id"] == "(all codes)").sum() == 2
 
 
+def test_the_disagreements_are_listed_for_a_consensus_meeting(study):
+    """Every code one coder gave a unit both coded and the other did not, with the unit's words: in
+    reports/disagreements.csv, the sheet Disagreements of tables.xlsx, and counted in the report."""
+    from docx import Document
+
+    root = study["root"]
+    a, b = ({u: set(cs) for u, (cs, _) in study["plan"][k].items()} for k in ("coder_a", "coder_b"))
+    expected = {(u, code, "coder_a" if code in a[u] else "coder_b", "coder_b" if code in a[u] else "coder_a")
+                for u in a.keys() & b.keys() for code in a[u] ^ b[u]}
+    listed = pd.read_csv(root / "reports" / "disagreements.csv", keep_default_na=False)
+    assert set(zip(listed["unit_id"], listed["code_id"], listed["given_by"], listed["not_given_by"],
+                   strict=True)) == expected
+    assert len(listed) == len(expected) and set(listed["consensus"]) == {""}
+    turns = pd.read_parquet(root / "data" / "interim" / "turns.parquet").set_index("turn_id")["text"]
+    edited = listed.set_index("unit_id").loc[study["edited"]]  # the turn whose typo was fixed: its words now
+    assert edited["text"] == turns[study["edited"]] and "the toilet and waited" in edited["text"]
+    sheet = pd.read_excel(root / "reports" / "tables.xlsx", sheet_name="Disagreements", keep_default_na=False)
+    assert list(sheet.columns[:5]) == ["transcript_id", "unit_id", "code_id", "name", "given by"]
+    assert len(sheet) == len(expected)
+    assert sheet.loc[sheet["code_id"] == Y2, "name"].tolist() == ["Minimal response"]
+    text = "\n".join(p.text for p in Document(str(root / "reports" / "summary.docx")).paragraphs)
+    units = len({u for u, *_ in expected})
+    assert (f"The coders decided {len(expected)} codes differently (one coder gave it, another did not) on "
+            f"{units} units.") in text
+
+
 def test_ipr_agreement_prints_and_keeps_the_other_tables(study, tmp_path):
     root = tmp_path / "s"
     shutil.copytree(study["root"], root)
     result = _invoke("agreement", "--study", str(root))
     assert result.exit_code == 0, result.output
     assert "(all codes)" in result.output and "suggestions against coder_a" in result.output
+    assert "differently on" in result.output and "reports/disagreements.csv" in result.output
     sheets = load_workbook(root / "reports" / "tables.xlsx", read_only=True).sheetnames
     assert "Agreement" in sheets and len(sheets) > 2
 
@@ -490,6 +517,13 @@ def test_the_consensus_coder_is_the_reports_consensus_and_not_a_coder_who_agrees
     agreed = root / "data" / "coded" / "consensus" / f"{SESSION}.xlsx"
     assert "Record here the codes the coders agreed on" in load_workbook(agreed)["How to code"]["A2"].value
     c = study["c"]
+    # the meeting sees what each coder gave each unit, and which codes are disputed
+    rows = {r["unit_id"]: r for r in _units(agreed, "Turns")}
+    assert rows[c[1]]["coders' codes"] == f"coder_a: {X}, {Y}\ncoder_b: {Y}" and rows[c[1]]["disputed"] == X
+    assert rows[c[3]]["coders' codes"] == f"coder_a: no code (memo: nothing here)\ncoder_b: {X}, {Y2}"
+    assert rows[c[3]]["disputed"] == f"{X}, {Y2}"
+    assert rows[c[0]]["disputed"] is None and rows[c[6]]["coders' codes"] == f"coder_b: {Y} (memo: only me)"
+    assert "coders' codes" not in _units(root / "data" / "coded" / "coder_a" / f"{SESSION}.xlsx", "Turns")[0]
     _code(agreed, "Turns", {c[0]: ([Y], ""), c[1]: ([Y], ""), c[3]: ([], "nothing after all")})
     result = _invoke("analyze", "--study", str(root))
     assert result.exit_code == 0, result.output
@@ -503,6 +537,22 @@ def test_the_consensus_coder_is_the_reports_consensus_and_not_a_coder_who_agrees
     assert "consensus" in set(versus["coder"])
     text = "\n".join(p.text for p in Document(str(root / "reports" / "summary.docx")).paragraphs)
     assert "Human coding: coder_a, coder_b; the consensus is the codes of the consensus coder" in text
+    # the disagreements show what the meeting decided: c[1] was X (coder_a) and Y; c[3] X and Y2 (coder_b)
+    listed = pd.read_csv(root / "reports" / "disagreements.csv", keep_default_na=False).set_index(
+        ["unit_id", "code_id"])["consensus"]
+    assert listed[(c[1], X)] == "not given"
+    assert (listed[(c[3], X)], listed[(c[3], Y2)]) == ("not given", "not given")
+    assert listed[(study["edited"], Y)] == ""  # not decided yet
+    assert "The consensus coder has decided 3 of them;" in text
+    # a coder changes their mind: the consensus workbook shows it, and keeps the consensus's codes
+    _code(root / "data" / "coded" / "coder_b" / f"{SESSION}.xlsx", "Turns", {c[1]: ([X, Y], "")})
+    result = _invoke("analyze", "--study", str(root))
+    assert result.exit_code == 0, result.output
+    rows = {r["unit_id"]: r for r in _units(agreed, "Turns")}
+    assert rows[c[1]]["coders' codes"] == f"coder_a: {X}, {Y}\ncoder_b: {X}, {Y}" and rows[c[1]]["disputed"] is None
+    assert (rows[c[1]]["code 1"], rows[c[3]]["memo"]) == (Y, "nothing after all")
+    extra = pd.read_parquet(root / "data" / "interim" / "coder_entries.parquet").query("coder == 'consensus'")
+    assert set(extra["extra"]) == {""}  # the pipeline's columns are not read as the coder's own
 
 
 def test_without_a_consensus_coder_the_consensus_is_what_two_coders_gave(study):
