@@ -34,6 +34,7 @@ from .study import CONSENSUS
 AGREEMENT_COLUMNS = ["code_id", "units", "coders", "percent_agreement", "cohen_kappa", "krippendorff_alpha",
                      "positive_agreement"]
 SUGGESTION_COLUMNS = ["coder", "code_id", "units", "suggested", "coded", "both", "precision", "recall"]
+PROGRESS_COLUMNS = ["coder", "transcript_id", "units", "coded", "percent_coded"]
 DISAGREEMENT_COLUMNS = ["transcript_id", "unit_type", "unit_id", "code_id", "given_by", "not_given_by", "consensus",
                         "text"]
 POOLED = "(all codes)"
@@ -198,6 +199,28 @@ def suggestions_vs_coders(entries: pd.DataFrame, codes: pd.DataFrame, codebook=N
     return pd.DataFrame(rows, columns=SUGGESTION_COLUMNS)
 
 
+def coding_progress(entries: pd.DataFrame, transcript_of: dict[str, str], coders: list[str]) -> pd.DataFrame:
+    """How far each coder has got: per transcript, its units (session turns and IPR segments) and how many of them
+    the coder coded (a code or a memo, as the agreement counts them).  ``transcript_of``: unit ID -> transcript
+    of every unit of the study; ``coders``: the study's coders, those who have not begun too."""
+    totals = pd.Series(transcript_of).value_counts()
+    coded = coded_entries(entries, set(transcript_of)).drop_duplicates(["coder", "unit_id"]) if len(entries) else None
+    done = {} if coded is None or coded.empty else (
+        coded.assign(tid=coded["unit_id"].map(transcript_of)).groupby(["coder", "tid"]).size().to_dict())
+    rows = [{"coder": coder, "transcript_id": tid, "units": int(totals[tid]), "coded": done.get((coder, tid), 0),
+             "percent_coded": 100 * done.get((coder, tid), 0) / totals[tid]}
+            for coder in coders for tid in sorted(totals.index)]
+    return pd.DataFrame(rows, columns=PROGRESS_COLUMNS)
+
+
+def progress_by_coder(progress: pd.DataFrame) -> pd.DataFrame:
+    """Per coder, over every transcript: how many transcripts there are and how many the coder has begun, how many
+    units and how many the coder coded."""
+    by = progress.assign(begun=progress["coded"] > 0).groupby("coder", sort=False)
+    return by.agg(transcripts=("transcript_id", "size"), begun=("begun", "sum"), units=("units", "sum"),
+                  coded=("coded", "sum")).reset_index()
+
+
 def disagreements(entries: pd.DataFrame, codebook=None, scope: dict | None = None,
                   texts: dict[str, str] | None = None) -> pd.DataFrame:
     """Each decision the coders of a unit made differently: a code that some of the coders who coded the unit gave
@@ -243,13 +266,12 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
 
 
 SHEETS = {"Agreement": "agreement", "Suggestions vs coders": "suggestions_vs_coders",
-          "Disagreements": "disagreements"}
+          "Disagreements": "disagreements", "Coding progress": "coding_progress"}
 
 
 def update_tables_xlsx(study) -> None:
-    """Put the agreement tables (from data/interim/) into reports/tables.xlsx as the sheets ``Agreement``,
-    ``Suggestions vs coders`` and ``Disagreements``, keeping every other sheet (`ipr agreement`: `ipr analyze`
-    remakes the report)."""
+    """Put the agreement tables (from data/interim/) into reports/tables.xlsx as the sheets of ``SHEETS``, keeping
+    every other sheet (`ipr agreement`: `ipr analyze` remakes the report)."""
     from openpyxl import Workbook, load_workbook
 
     from .files import atomic_path

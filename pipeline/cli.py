@@ -203,12 +203,15 @@ def report(study_dir: Path):
 @STUDY_OPTION
 def agreement(study_dir: Path):
     """Intercoder agreement from the coders' workbooks: reports/agreement.csv, disagreements.csv, tables.xlsx."""
-    from .agreement import summary_lines
+    from .agreement import progress_by_coder, summary_lines
     from .stages import RunLog, run_agreement
 
     log = RunLog()
-    table, versus, apart = run_agreement(_study(study_dir), log)
+    table, versus, apart, progress = run_agreement(_study(study_dir), log)
     _warnings(log.warnings)
+    for r in progress_by_coder(progress).itertuples(index=False):
+        click.echo(f"{r.coder} has coded {r.coded:,} of {r.units:,} units ({r.coded / r.units:.0%}); "
+                   f"{r.begun} of {r.transcripts} transcripts begun")
     for line in summary_lines(table):
         click.echo(line)
     pooled = versus[versus["code_id"] == "(all codes)"]
@@ -221,8 +224,8 @@ def agreement(study_dir: Path):
         click.echo(f"the coders decided {len(apart)} code{'s' * (len(apart) != 1)} differently on "
                    f"{apart['unit_id'].nunique()} unit{'s' * (apart['unit_id'].nunique() != 1)}: each is listed in "
                    "reports/disagreements.csv, for a consensus meeting")
-    click.echo("wrote reports/agreement.csv, reports/suggestions_vs_coders.csv, reports/disagreements.csv and "
-               "reports/tables.xlsx")
+    click.echo("wrote reports/agreement.csv, suggestions_vs_coders.csv, disagreements.csv, coding_progress.csv and "
+               "tables.xlsx")
 
 
 @main.command()

@@ -131,7 +131,7 @@ def unit_rows(kind: str, units: dict[str, list], suggestions: dict, blind: bool)
 
 WIDTHS = {"unit_id": 14, "#": 5, "stop": 6, "time": 9, "video time": 9, "speaker": 12, "role": 11, "status": 12,
           "text": 70, "session excerpt": 60, "recall": 60, "suggested codes": 26, "evidence": 36, "note": 16,
-          "memo": 40, "removed on": 12, "unit_type": 10, "coders' codes": 40, "disputed": 26}
+          "memo": 40, "removed on": 12, "unit_type": 10, "coders' codes": 40, "disputed": 34}
 WRAPPED = ("text", "session excerpt", "recall", "evidence", "memo", "suggested codes", "note", "coders' codes",
            "disputed")
 

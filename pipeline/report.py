@@ -484,6 +484,10 @@ def _section_agreement(d: WordDoc, out, coders) -> None:
     wide = bool(coders) and "Agreement" in out and not d.fits_portrait(out["Agreement"], "Agreement")
     d.orientation(wide)
     d.heading("Agreement between coders", 1)
+    if "Coding progress by coder" in out:
+        d.para("How far each coder has got: the units (session turns and IPR segments) each coded, with a code or a "
+               "memo. Per transcript in the sheet 'Coding progress' of reports/tables.xlsx.")
+        d.table("Coding progress by coder", out["Coding progress by coder"], "Coding so far")
     if not coders:
         d.para("No coder has coded yet, so there is no agreement to report. Coders code in data/coded/<coder>/; "
                "`ipr agreement` then computes their agreement.")

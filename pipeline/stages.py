@@ -335,13 +335,20 @@ def audit(study: Study, codebook, log: RunLog) -> dict:
     }
 
 
-AGREEMENT_TABLES = ("agreement", "suggestions_vs_coders", "disagreements")
+AGREEMENT_TABLES = ("agreement", "suggestions_vs_coders", "disagreements", "coding_progress")
 
 
 def run_agreement(study: Study, log: RunLog, codebook=None, entries=None, tables: bool = True):
-    """Intercoder agreement, the suggestions against each coder, and the coders' disagreements, from the coders'
-    workbooks: each in reports/ as CSV, in data/interim/ and in tables.xlsx."""
-    from .agreement import agreement, disagreements, suggestions_vs_coders, unit_scope, update_tables_xlsx
+    """Intercoder agreement, the suggestions against each coder, the coders' disagreements and how far each has
+    got, from the coders' workbooks: each in reports/ as CSV, in data/interim/ and in tables.xlsx."""
+    from .agreement import (
+        agreement,
+        coding_progress,
+        disagreements,
+        suggestions_vs_coders,
+        unit_scope,
+        update_tables_xlsx,
+    )
 
     codebook = codebook or load_codebook(study)
     entries = read_coders(study, codebook, log).entries if entries is None else entries
@@ -349,12 +356,14 @@ def run_agreement(study: Study, log: RunLog, codebook=None, entries=None, tables
     # Before anyone has coded, the tables are empty: the study's tables need not even be read.
     interim = {name: pd.read_parquet(p) if p.exists() and len(entries) else None for name, p in paths.items()}
     scope = unit_scope(interim["turns"], interim["segments"])
-    texts = {}
+    texts, transcript_of = {}, {}  # of every unit (session turns and IPR segments)
     for name, unit, text in (("turns", "turn_id", "text"), ("segments", "segment_id", "recall_text")):
         if interim[name] is not None:
-            texts.update(zip(interim[name][unit].tolist(), interim[name][text].tolist(), strict=True))
+            units = interim[name] if name == "segments" else interim[name][interim[name]["kind"] == "session"]
+            texts.update(zip(units[unit].tolist(), units[text].tolist(), strict=True))
+            transcript_of.update(zip(units[unit].tolist(), units["transcript_id"].tolist(), strict=True))
     made = (agreement(entries, codebook, scope), suggestions_vs_coders(entries, interim["codes"], codebook, scope),
-            disagreements(entries, codebook, scope, texts))
+            disagreements(entries, codebook, scope, texts), coding_progress(entries, transcript_of, study.coders()))
     if not paths["codes"].exists():
         log.warn(["data/interim/codes.parquet is missing, so the suggestions are not compared with the coders "
                   "(run `ipr analyze`)"])

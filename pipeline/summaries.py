@@ -541,6 +541,18 @@ def versus_display(versus: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def progress_display(progress: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How far each coder has got: per coder (all transcripts), and per coder and transcript."""
+    from .agreement import progress_by_coder
+
+    rows = [{"coder": r.coder, "transcripts begun": f"{r.begun} of {r.transcripts}",
+             "units coded": f"{r.coded:,} of {r.units:,}", "% coded": percent(r.coded / r.units)}
+            for r in progress_by_coder(progress).itertuples(index=False)]
+    each = progress.drop(columns=["percent_coded"]).assign(
+        **{"% coded": [percent(p / 100) for p in progress["percent_coded"]]})
+    return pd.DataFrame(rows, columns=["coder", "transcripts begun", "units coded", "% coded"]), each
+
+
 def disagreements_display(apart: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     """The coders' disagreements with each code's name, for the consensus meeting's sheet."""
     shown = apart.drop(columns=["unit_type"]).rename(columns={"given_by": "given by", "not_given_by": "not given by"})
@@ -632,6 +644,9 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
         if len(versus):
             out["Suggestions vs coders, all"] = pooled[pooled["code_id"] == POOLED].drop(
                 columns=["code_id", "name"]).reset_index(drop=True)
+    progress = interim_table(study, "coding_progress")
+    if progress is not None and len(progress):
+        out["Coding progress by coder"], out["Coding progress"] = progress_display(progress)
     apart = interim_table(study, "disagreements")
     if apart is not None:
         out["Disagreements"] = disagreements_display(apart, names)

@@ -10,11 +10,14 @@ from pipeline.agreement import (
     AGREEMENT_COLUMNS,
     DISAGREEMENT_COLUMNS,
     POOLED,
+    PROGRESS_COLUMNS,
     agreement,
     binary_agreement,
+    coding_progress,
     cohen_kappa,
     disagreements,
     krippendorff_alpha,
+    progress_by_coder,
     suggestions_vs_coders,
     summary_lines,
 )
@@ -260,3 +263,15 @@ def test_the_consensus_coder_is_not_a_coder_who_disagrees_and_its_decisions_are_
     t1 = disagreements(three, CODEBOOK, SCOPE).set_index("unit_id").loc[["t1"]]
     assert [tuple(r) for r in t1[["code_id", "given_by", "not_given_by"]].itertuples(index=False)] == [
         (DENIAL, "alice, bob", "carol"), (COMPLAINT, "carol", "alice, bob")]
+
+
+def test_coding_progress_counts_each_coders_coded_units_per_transcript():
+    transcript_of = {**{u: "x" for u in ("t1", "t2", "t3", "t4", "t5", "t6", "s1", "s2")}, "y1": "y", "y2": "y"}
+    table = coding_progress(ENTRIES, transcript_of, ["alice", "bob", "carol"])
+    assert list(table.columns) == PROGRESS_COLUMNS
+    rows = {(r.coder, r.transcript_id): (r.units, r.coded, r.percent_coded) for r in table.itertuples(index=False)}
+    # alice: t1 t2 t3 t4 t5 s1 s2 (t6 has only her own column; r1 is gone); bob: t1 t2 t3 t5 s1 s2 t6
+    assert rows == {("alice", "x"): (8, 7, 87.5), ("alice", "y"): (2, 0, 0), ("bob", "x"): (8, 7, 87.5),
+                    ("bob", "y"): (2, 0, 0), ("carol", "x"): (8, 0, 0), ("carol", "y"): (2, 0, 0)}
+    by_coder = progress_by_coder(table).set_index("coder")
+    assert by_coder.loc["alice"].tolist() == [2, 1, 10, 7] and by_coder.loc["carol", "begun"] == 0

@@ -267,6 +267,28 @@ def test_the_disagreements_are_listed_for_a_consensus_meeting(study):
             f"{units} units.") in text
 
 
+def test_coding_progress_counts_each_coders_units_per_transcript(study):
+    from docx import Document
+
+    root = study["root"]
+    interim = root / "data" / "interim"
+    turns, segments = pd.read_parquet(interim / "turns.parquet"), pd.read_parquet(interim / "segments.parquet")
+    units = (turns[turns["kind"] == "session"].groupby("transcript_id").size()
+             .add(segments.groupby("transcript_id").size(), fill_value=0))
+    progress = pd.read_csv(root / "reports" / "coding_progress.csv")
+    assert len(progress) == 2 * len(units)  # every transcript, for each coder: those not begun too
+    for r in progress.itertuples(index=False):
+        plan = study["plan"][r.coder]
+        coded = (sum(u in study["s"] for u in plan) if r.transcript_id == IPR else
+                 sum(u not in study["s"] for u in plan) if r.transcript_id == SESSION else 0)
+        assert (r.units, r.coded) == (units[r.transcript_id], coded), r
+    by_coder = pd.read_excel(root / "reports" / "tables.xlsx", sheet_name="Coding progress by coder")
+    total = int(units.sum())
+    assert by_coder.set_index("coder").loc["coder_a", "units coded"] == f"{len(study['plan']['coder_a'])} of {total:,}"
+    tables = Document(str(root / "reports" / "summary.docx")).tables
+    assert any(t.rows[0].cells[0].text == "coder" and t.rows[0].cells[1].text == "transcripts begun" for t in tables)
+
+
 def test_ipr_agreement_prints_and_keeps_the_other_tables(study, tmp_path):
     root = tmp_path / "s"
     shutil.copytree(study["root"], root)
@@ -274,6 +296,7 @@ def test_ipr_agreement_prints_and_keeps_the_other_tables(study, tmp_path):
     assert result.exit_code == 0, result.output
     assert "(all codes)" in result.output and "suggestions against coder_a" in result.output
     assert "differently on" in result.output and "reports/disagreements.csv" in result.output
+    assert f"coder_b has coded {len(study['plan']['coder_b'])} of " in result.output
     sheets = load_workbook(root / "reports" / "tables.xlsx", read_only=True).sheetnames
     assert "Agreement" in sheets and len(sheets) > 2
 
