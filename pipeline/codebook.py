@@ -37,7 +37,7 @@ ROLES = ("therapist", "client", "interviewer", "participant", "unknown")
 SEGMENT_ROLES = ("client", "therapist")  # a segment's role is the IPR participant
 NEGATION_MODES = ("exclude", "allow", "require")
 
-TOP_KEYS = {"title", "version", "instrument", "description", "authors", "changelog", "codes"}
+TOP_KEYS = {"title", "version", "instrument", "description", "authors", "changelog", "retired", "codes"}
 CODE_KEYS = {
     "id", "name", "parent", "brief", "definition", "when_to_use", "when_not_to_use", "examples", "units",
     "roles", "rules", "replaces",
@@ -112,6 +112,7 @@ class Codebook:
     codes: list[Code] = field(default_factory=list)
     digest: str = ""  # sha256 of the file's bytes: later stages skip work when it has not changed
     description: str = ""
+    retired: list[str] = field(default_factory=list)  # IDs of codes dropped: coders' cells keep them, uncounted
 
     def get(self, code_id: str) -> Code | None:
         for code in self.codes:
@@ -134,8 +135,8 @@ class Codebook:
         return {old: c.id for c in self.codes for old in c.replaces}
 
     def readable_ids(self) -> dict[str, str]:
-        """Every ID a coder's cell may hold -> the code it stands for."""
-        return {c.id: c.id for c in self.codes} | self.replaced()
+        """Every ID a coder's cell may hold -> the code it stands for ("" for a retired code: kept, not counted)."""
+        return {c.id: c.id for c in self.codes} | self.replaced() | dict.fromkeys(self.retired, "")
 
 
 # --- reading YAML with line numbers -------------------------------------------------------------------------
@@ -269,6 +270,13 @@ class _Checker:
         if not book.title:
             self.add(_line(data, "title", 1), "codebook: no title", "add 'title: ...' at the top")
         book.changelog = self.changelog(data)
+        self.retired_line = _line(data, "retired", 1)
+        for old in self.names(data, "retired", "codebook") or []:
+            if not ID_RE.match(old):
+                self.add(self.retired_line, f"codebook: '{old}' in 'retired' is not a code ID",
+                         "list the IDs of the codes dropped from the codebook")
+            elif old not in book.retired:
+                book.retired.append(old)
         codes = data.get("codes")
         if not isinstance(codes, list) or not codes:
             self.add(_line(data, "codes", 1), "codebook: no codes", "add a 'codes:' list")
@@ -492,6 +500,13 @@ class _Checker:
                              "that was split")
                 else:
                     replaced_by[old] = code
+        for old in book.retired:
+            if old in ids:
+                self.add(self.retired_line, f"codebook: '{old}' is retired, but is still a code of this codebook",
+                         f"delete the code '{old}', or take it out of 'retired'")
+            elif old in replaced_by:
+                self.add(self.retired_line, f"codebook: '{old}' is retired, but '{replaced_by[old].id}' replaces it",
+                         "keep one: 'replaces' moves coders' codes to the new code, 'retired' leaves them uncounted")
         by_id = {c.id: c for c in book.codes}
         in_cycle: set[str] = set()
         for code in book.codes:

@@ -153,6 +153,8 @@ def yaml_text(book: Codebook) -> str:
         data["description"] = book.description
     if book.changelog:
         data["changelog"] = [{k: v for k, v in entry.items() if v} for entry in book.changelog]
+    if book.retired:
+        data["retired"] = list(book.retired)
     data["codes"] = [code_to_dict(c, book) for c in book.codes]
     header = f"# {book.title or 'Codebook'}: the format is described in codebooks/README.md\n"
     return header + yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
@@ -431,6 +433,8 @@ def read_spreadsheet(path: Path) -> Codebook:
             setattr(book, row_meta[0].lower(), row_meta[1])
         elif len(row_meta) >= 4 and row_meta[0].lower() == "changelog":
             book.changelog.append(dict(zip(("version", "date", "changes"), row_meta[1:4], strict=False)))
+        elif len(row_meta) >= 2 and row_meta[0].lower() == "retired":
+            book.retired += [v for v in re.split(r"[,;\s]+", row_meta[1]) if v and v not in book.retired]
     name_to_id: dict[str, str] = {}
     pending: list[tuple[Code, str, int]] = []
     for i, row in enumerate(rows[header_at + 1:], start=header_at + 2):
@@ -607,6 +611,8 @@ def write_xlsx(book: Codebook, path: Path) -> None:
             about.append([key, getattr(book, key)])
     for entry in book.changelog:
         about.append(["changelog", entry.get("version", ""), entry.get("date", ""), entry.get("changes", "")])
+    if book.retired:
+        about.append(["retired", ", ".join(book.retired)])
     about.column_dimensions["B"].width = 60
     with atomic_path(path) as tmp:
         wb.save(tmp)
@@ -640,7 +646,8 @@ def write_docx(book: Codebook, path: Path) -> None:
 
     doc = Document()
     doc.add_heading(book.title or "Codebook", level=0)
-    meta = [("Version", book.version), ("Instrument", book.instrument), ("Description", book.description)]
+    meta = [("Version", book.version), ("Instrument", book.instrument), ("Description", book.description),
+            ("Retired codes (kept in coders' cells, not counted)", ", ".join(book.retired))]
     for label, value in meta:
         if value:
             p = doc.add_paragraph()

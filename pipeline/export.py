@@ -362,7 +362,8 @@ def carry(mine: list[dict], unit_ids: set[str], today: str) -> tuple[dict[str, E
     removed: list[Entry] = []
     for e in sorted(mine, key=lambda e: e["sheet"] == REMOVED_SHEET):  # the unit sheets first
         extra = json.loads(e["extra"]) if isinstance(e["extra"], str) and e["extra"] else {}
-        entry = Entry(e["unit_id"], e["unit_type"], [c for c in e["codes"].split(";") if c], e["memo"], extra,
+        codes = [c for c in f"{e['codes']};{e['retired']}".split(";") if c]  # a retired code stays in its cell
+        entry = Entry(e["unit_id"], e["unit_type"], codes, e["memo"], extra,
                       e["removed_on"] if e["sheet"] == REMOVED_SHEET else "")
         if e["unit_id"] in unit_ids and e["unit_id"] not in carried:
             entry.removed_on = ""

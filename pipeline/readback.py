@@ -29,7 +29,7 @@ REMOVED_SHEET = "Removed units"
 _CODE_COL = re.compile(r"^code\s*(\d+)$", re.I)
 _CODE_SPLIT = re.compile(r"[;,\s]+")
 ENTRY_COLUMNS = ["coder", "transcript_id", "unit_type", "unit_id", "codes", "memo", "workbook", "sheet", "row",
-                 "removed_on", "extra"]
+                 "removed_on", "extra", "retired"]  # retired: codes the codebook retired, kept in the cells
 SUGGESTED, EVIDENCE, NOTE = "suggested codes", "evidence", "note"
 SESSION_HEADER = ["unit_id", "#", "time", "speaker", "role", "text", SUGGESTED, EVIDENCE]
 SEGMENT_HEADER = ["unit_id", "stop", "video time", "status", "session excerpt", "recall", SUGGESTED, EVIDENCE, NOTE]
@@ -126,7 +126,7 @@ def read_workbooks(study, code_ids) -> ReadBack:
         [p for p in problems if isinstance(p, _Gone)], study.settings.codebook)
     warnings = [f"{study.relative(study.coded / c)}/: not a coder of study.toml (coders = {sorted(coders)}), so its "
                 "workbooks are not read; add it to coders to count them, or move it out of "
-                f"{study.relative(study.coded)}/" for c in sorted(unlisted)]
+                f"{study.relative(study.coded)}/" for c in sorted(unlisted)] + _retired_kept(entries, study)
     return ReadBack(entries, problems + units_in_two_workbooks(entries), signatures, warnings)
 
 
@@ -192,8 +192,21 @@ def _gone_codes(gone: list[_Gone], codebook: str) -> list[Problem]:
         became = f"became {first.guess} or was merged" if first.guess else "was renamed or merged"
         problems.append(Problem(first.file, f"unknown code {code!r}: it is no longer in {codebook}, but {where}",
                                 first.where, f"if it {became} into another code, add 'replaces: [{code}]' to that "
-                                             "code; otherwise put it back in the codebook"))
+                                             f"code; if it was dropped, add 'retired: [{code}]' at the codebook's "
+                                             "top; otherwise put it back in the codebook"))
     return problems
+
+
+def _retired_kept(entries: pd.DataFrame, study) -> list[str]:
+    """A line per retired code that coders' cells hold: they keep it, and it is not counted."""
+    held = entries.loc[entries["retired"] != "", ["retired", "workbook"]] if len(entries) else entries
+    if held.empty:
+        return []
+    cells = held.assign(code=held["retired"].str.split(";")).explode("code")
+    return [f"{rows['code'].iloc[0]}: retired in {study.settings.codebook}, so it is not counted; {len(rows)} "
+            f"cell{'s' * (len(rows) > 1)} in {rows['workbook'].nunique()} coders' workbook"
+            f"{'s' * (rows['workbook'].nunique() > 1)} hold{'s' * (len(rows) == 1)} it, and keep it"
+            for _, rows in cells.groupby(cells["code"].str.lower(), sort=True)]
 
 
 def units_in_two_workbooks(entries: pd.DataFrame) -> list[Problem]:
@@ -425,6 +438,7 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems, made_
             if typed_text(values[i]) and all(i != j for j, _ in extra_cols):
                 extra_cols.append((i, f"column {get_column_letter(i + 1)}"))
         codes: list[str] = []
+        retired: list[str] = []
         for _, i in code_cols:
             typed = typed_text(values[i])
             unknown = []
@@ -432,6 +446,9 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems, made_
                 if not code:
                     continue
                 known = by_id.get(code.lower())
+                if known == "":  # retired by the codebook: the coder's cell keeps it, nothing counts it
+                    retired += [code] if code not in retired else []
+                    continue
                 if known is None and not removed:
                     unknown.append(code)
                     continue
@@ -461,12 +478,13 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems, made_
                                         f"sheet {ws.title}, cell {get_column_letter(uid + 1)}{r}",
                                         "put the unit_id back (undo, or copy it from the backup in .backup/)"))
             continue
-        if not codes and not note and not extra:
+        if not codes and not note and not extra and not retired:
             continue
         entry = {"coder": coder, "transcript_id": transcript_id,
                  "unit_type": unit_type or (typed_text(values[type_col]) if type_col is not None else ""),
                  "unit_id": unit, "codes": codes, "memo": note, "workbook": rel, "sheet": ws.title, "row": r,
-                 "removed_on": typed_text(values[when_col]) if removed and when_col is not None else "", "extra": extra}
+                 "removed_on": typed_text(values[when_col]) if removed and when_col is not None else "", "extra": extra,
+                 "retired": retired}
         if removed:  # a unit may have been removed twice: keep every row
             listed.append(entry)
         elif unit in out:  # a duplicated row: keep what both say
@@ -475,7 +493,7 @@ def _read_sheet(ws, coder, transcript_id, unit_type, rel, by_id, problems, made_
             out[unit] = entry
     result = []
     for e in list(out.values()) + listed:
-        result.append({**e, "codes": ";".join(e["codes"]),
+        result.append({**e, "codes": ";".join(e["codes"]), "retired": ";".join(e["retired"]),
                        "extra": json.dumps(e["extra"], ensure_ascii=False) if e["extra"] else ""})
     return result
 
@@ -495,6 +513,7 @@ def _did_you_mean(typed: str, by_id: dict[str, str]) -> str:
 
 def _merge(into: dict, other: dict) -> None:
     into["codes"] += [c for c in other["codes"] if c not in into["codes"]]
+    into["retired"] += [c for c in other["retired"] if c not in into["retired"]]
     if other["memo"] and other["memo"] != into["memo"]:
         into["memo"] = f"{into['memo']}\n{other['memo']}" if into["memo"] else other["memo"]
     for k, v in other["extra"].items():

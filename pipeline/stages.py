@@ -326,6 +326,7 @@ def audit(study: Study, codebook, log: RunLog) -> dict:
         "software": f"ipr-pipeline {__version__}, Python {platform.python_version()}",
         "codebook": f"{codebook.title}, version {codebook.version} ({s.codebook}, sha256 {codebook.digest[:12]}…)",
         "replaced": codebook.replaced(),  # coders' codes read as the code that replaced them
+        "retired": list(codebook.retired),  # coders' codes kept in their cells, not counted
         "settings": {"window_s": s.window_s, "repair_window_s": s.repair_window_s, "coders": study.coders(),
                      "blind coding": s.blind, "extra stop patterns": len(s.stop_patterns),
                      "speaker labels": len(s.speakers), "de-identification": "on" if s.deidentify_key else "off"},

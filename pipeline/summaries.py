@@ -653,6 +653,8 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
     replaced = "; ".join(f"{old} → {new}" for old, new in audit.get("replaced", {}).items())
     out["Run"] = pd.DataFrame([("software", audit["software"]), ("codebook", audit["codebook"]),
                                *([("codes renamed or merged (read as the new code)", replaced)] if replaced else []),
+                               *([("codes retired (not counted; kept in coders' cells)",
+                                   ", ".join(audit["retired"]))] if audit.get("retired") else []),
                                ("pipeline run started (UTC)", audit["started"]), ("report written (UTC)", now),
                                ("study folder", str(study.root.name))], columns=["what", "value"])
     out["Settings"] = pd.DataFrame([(k, _setting(v)) for k, v in audit["settings"].items()],

@@ -123,7 +123,7 @@ def entry(coder, unit, codes=(), memo="", sheet=None, extra=""):
     return {"coder": coder, "transcript_id": "x", "unit_type": unit_type, "unit_id": unit,
             "codes": ";".join(codes), "memo": memo, "workbook": f"data/coded/{coder}/x.xlsx",
             "sheet": sheet or ("Segments" if unit_type == "segment" else "Turns"), "row": 2, "removed_on": "",
-            "extra": extra}
+            "extra": extra, "retired": ""}
 
 
 ENTRIES = pd.DataFrame([

@@ -136,6 +136,14 @@ def test_problems_read_as_one_line_each():
      "code 'b' replaces 'old', and so does 'a'"),
     ("title: x\ncodes:\n  - {id: a, name: A, definition: d, replaces: [two words]}\n", "line 3",
      "'two words' in 'replaces' is not a code ID"),
+    ("title: x\nretired: [a]\ncodes:\n  - {id: a, name: A, definition: d}\n", "line 2",
+     "'a' is retired, but is still a code of this codebook"),
+    ("title: x\nretired: [old]\ncodes:\n  - {id: a, name: A, definition: d, replaces: [old]}\n", "line 2",
+     "'old' is retired, but 'a' replaces it"),
+    ("title: x\nretired: [two words]\ncodes:\n  - {id: a, name: A, definition: d}\n", "line 2",
+     "'two words' in 'retired' is not a code ID"),
+    ("title: x\nretired: {a: 1}\ncodes:\n  - {id: a, name: A, definition: d}\n", "line 2",
+     "'retired' must be a list of names"),
 ])
 def test_whole_file_problems(tmp_path, text, where, message):
     path = tmp_path / "c.yaml"

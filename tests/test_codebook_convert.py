@@ -197,11 +197,14 @@ def test_small_codebook_round_trips_through_every_form(tmp_path):
     path.write_bytes(SMALL.read_bytes())
     original = load_codebook(path)
     assert original.get("strain.unheard").replaces == ["strain.not_listened_to", "strain.ignored"]
+    assert original.retired == ["strain.other", "strain.vague"]
     back = load_codebook(convert(convert(path, "xlsx"), "yaml", out=tmp_path / "x.yaml"))
     assert fields(back) == fields(original) and rules(back) == rules(original)
+    assert back.retired == original.retired
     again = load_codebook(convert(convert(path, "qdc"), "yaml", out=tmp_path / "q.yaml"))
     assert fields(again) == fields(original)
     from docx import Document
 
     text = "\n".join(p.text for p in Document(str(convert(path, "docx"))).paragraphs)
     assert "Replaces (codes renamed to this one or merged into it): strain.not_listened_to, strain.ignored" in text
+    assert "Retired codes (kept in coders' cells, not counted): strain.other, strain.vague" in text

@@ -507,6 +507,39 @@ def test_a_code_renamed_in_the_codebook_is_told_once_and_read_as_the_new_code_wi
     assert f"{X} → {new}" in set(run["value"])
 
 
+def test_a_code_retired_from_the_codebook_stays_in_the_coders_cells_and_is_not_counted(study, tmp_path):
+    """A code dropped on purpose (not renamed): listed as retired, the coders' cells keep it, in the refreshed
+    workbooks too, and nothing counts it; each run says so."""
+    root = tmp_path / "s"
+    shutil.copytree(study["root"], root)
+    book = root / "codebooks" / "rupture_repair.yaml"
+    text = book.read_text(encoding="utf-8").replace(f"  - id: {X}\n", "  - id: rupture.withdrawal.something_else\n")
+    book.write_text(text.replace("\ncodes:\n", f"\nretired: [{X}]\ncodes:\n", 1), encoding="utf-8")
+    given = {(coder, u) for coder, plan in study["plan"].items() for u, (cs, _) in plan.items() if X in cs}
+    for run in range(2):  # the second run reads the workbooks it did not rewrite from the last run's table
+        result = _invoke("analyze", "--study", str(root))
+        assert result.exit_code == 0, result.output
+        # (and the turn said otherwise, whose X both coders' Removed units hold)
+        assert (f"warning: {X}: retired in codebooks/rupture_repair.yaml, so it is not counted; {len(given) + 2} "
+                "cells in 2 coders' workbooks hold it, and keep it") in result.output, run
+        codes = pd.read_parquet(root / "data" / "interim" / "codes.parquet")
+        assert X not in set(codes["code_id"])
+        for coder in ("coder_a", "coder_b"):
+            rows = _units(root / "data" / "coded" / coder / f"{SESSION}.xlsx", "Turns")
+            held = {r["unit_id"] for r in rows if X in (r["code 1"], r["code 2"], r["code 3"])}
+            assert held == {u for c, u in given if c == coder}
+    # a unit whose only code was retired (and no memo) is not coded any more
+    progress = pd.read_csv(root / "reports" / "coding_progress.csv").set_index(["coder", "transcript_id"])
+    only_x = {(c, u) for c, u in given if study["plan"][c][u] == ([X], "")}
+    assert only_x
+    for coder in ("coder_a", "coder_b"):
+        plan = study["plan"][coder]
+        expected = sum(u not in study["s"] for u in plan) - sum(1 for c, _ in only_x if c == coder)
+        assert progress.loc[(coder, SESSION), "coded"] == expected
+    run = pd.read_excel(root / "reports" / "tables.xlsx", sheet_name="Run").set_index("what")["value"]
+    assert run["codes retired (not counted; kept in coders' cells)"] == X
+
+
 def test_a_folder_of_someone_not_a_coder_is_not_read_and_the_run_says_so(study, tmp_path):
     """With coders listed in study.toml, a pilot round's folder (or a former coder's) in data/coded/ would have
     counted as one more coder in the agreement."""
