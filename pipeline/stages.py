@@ -18,7 +18,17 @@ import pandas as pd
 from . import __version__
 from .codebook import codes_frame
 from .errors import InputError, Problem
-from .files import code_version, digest_of, digests_by, member, sha256_file, sha256_text, write_parquet, write_text
+from .files import (
+    atomic_path,
+    code_version,
+    digest_of,
+    digests_by,
+    member,
+    sha256_file,
+    sha256_text,
+    write_parquet,
+    write_text,
+)
 from .study import CONSENSUS, Study
 
 
@@ -260,10 +270,12 @@ def _auto_codes(study: Study, codebook, turns: pd.DataFrame, segments: pd.DataFr
 
 
 def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=None, edited=None):
-    """``edited``: old unit ID -> new ID of the units edited since the last run (a coder's sorted rows keep an
-    edited unit where it was)."""
+    """``edited``: old unit ID -> new ID of the units edited since the workbooks were written, whose codes follow
+    them and which keep their place in a coder's sorted rows (None: found here, for ``entries`` read here)."""
     codebook = codebook or load_codebook(study)
     entries = read_coders(study, codebook, log).entries if entries is None else entries
+    if edited is None:
+        entries, edited = follow_edited_units(study, entries, log)
     # What every workbook shows comes from these (a coder's own entries never call for a rewrite): when none of
     # them changed and every workbook is there, there is nothing to do, not even a digest per transcript.
     inputs = [study.interim / n for n in ("turns.parquet", "segments.parquet", "code_state.json")]
@@ -274,6 +286,7 @@ def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=
                       digest_of(theirs[["coder", "unit_id", "codes", "memo", "sheet"]]) if len(theirs) else "")
     workbooks = [study.root / w for w in _json(study.interim / "export_state.json")]
     if _done_before(study, "workbooks", key, workbooks) is not None:
+        _remember_shown(study)
         return []
     from .export import export  # (openpyxl: only when a workbook may be written)
 
@@ -283,8 +296,54 @@ def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=
     kinds = dict(zip(turns["transcript_id"], turns["kind"], strict=True))
     written = export(study, kinds, turns, segments, codes, codebook, entries, progress=progress, edited=edited)
     _remember_uncoded(study, written)
+    _remember_shown(study)
     _done(study, "workbooks", key)
     return written
+
+
+# The units as the coders' workbooks show them: copies of the tables the workbooks were last written from.  A unit
+# edited in its transcript since, by any run (`ipr ingest` alone too), is told by its words in them.
+SHOWN = {"turns": ["transcript_id", "kind", "turn_id", "role", "seq", "text"],
+         "segments": ["segment_id", "transcript_id", "stop_no", "recall_text"]}
+
+
+def _shown_pairs(study: Study) -> dict[str, tuple[Path, Path]]:
+    """Per table: (the table now, its copy as the workbooks show it)."""
+    return {name: (study.interim / f"{name}.parquet", study.interim / f"shown_{name}.parquet") for name in SHOWN}
+
+
+def _remember_shown(study: Study) -> None:
+    import filecmp
+    import shutil
+
+    for now, shown in _shown_pairs(study).values():
+        if now.exists() and not (shown.exists() and filecmp.cmp(now, shown, shallow=False)):
+            with atomic_path(shown) as tmp:
+                shutil.copyfile(now, tmp)
+
+
+def follow_edited_units(study: Study, entries: pd.DataFrame, log: RunLog, turns: pd.DataFrame | None = None,
+                        segments: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The coders' entries with the codes of each unit edited in its transcript since the workbooks were written
+    (a turn's typo fixed, its speaker relabelled; a stop's time corrected) on the unit as it is now, instead of
+    ``Removed units`` (see ``readback.edited_turns``); and old ID -> new ID of those units.  ``turns`` and
+    ``segments``: the tables as they are now, when the caller has them."""
+    import filecmp
+
+    pairs = _shown_pairs(study)
+    if not all(now.exists() and shown.exists() for now, shown in pairs.values()) or all(
+            filecmp.cmp(now, shown, shallow=False) for now, shown in pairs.values()):
+        return entries, {}
+    from .readback import edited_segments, edited_turns, follow_edits
+
+    def read(name: str, which: int) -> pd.DataFrame:
+        return pd.read_parquet(pairs[name][which], columns=SHOWN[name])
+
+    edited = (edited_turns(read("turns", 1), read("turns", 0) if turns is None else turns)
+              | edited_segments(read("segments", 1), read("segments", 0) if segments is None else segments))
+    entries, moved = follow_edits(entries, edited)
+    log.warn(moved)
+    return entries, edited
 
 
 def _remember_uncoded(study: Study, written: list[Path]) -> None:
@@ -399,21 +458,10 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
     timed("read")
     ingested = run_ingest(study, log, keep_going=keep_going, progress=progress)
     timed("ingest")
-    # Transcripts edited: a coded turn whose words changed, a recall whose stop's time was corrected, keep their
-    # codes.  (The last run's segments are read only then.)
-    last = study.interim / "segments.parquet"
-    segments_before = (pd.read_parquet(last, columns=["segment_id", "transcript_id", "stop_no", "recall_text"])
-                       if ingested.before is not None and last.exists() else None)
     aligned = run_align(study, log)
     timed("align")
-    edited = {}
-    if ingested.before is not None:
-        from .readback import edited_segments, edited_turns, follow_edits
-
-        edited = edited_turns(ingested.before, ingested.turns) | edited_segments(segments_before, aligned.segments)
-        entries, moved = follow_edits(entries, edited)
-        workbooks.entries = entries
-        log.warn(moved)
+    entries, edited = follow_edited_units(study, entries, log, ingested.turns, aligned.segments)
+    workbooks.entries = entries
     if coder is not None:
         coder.while_waiting(_ready_for_report)
     try:
@@ -476,6 +524,7 @@ def _report_key(study: Study, codebook, log: RunLog) -> str:
     """Everything the report is made from.  When none of it changed, the report of the last run is the report
     of this one, and making it again (figures and all) would only cost the researcher time."""
     derived = {f"{name}.parquet" for name in AGREEMENT_TABLES}  # made with the report, from tables counted here
+    derived |= {shown.name for _, shown in _shown_pairs(study).values()}  # (copies, for the workbooks)
     tables = sorted(p for p in study.interim.glob("*.parquet") if p.name not in derived)
     return sha256_text(code_version(), codebook.digest, json.dumps(audit(study, codebook, log)["settings"]),
                        json.dumps(log.inputs), json.dumps(log.warnings),

@@ -174,6 +174,39 @@ def test_a_rewritten_workbook_keeps_the_coders_order_of_rows(study):
     assert [r["#"] for r in b] == sorted(r["#"] for r in b)
 
 
+@pytest.mark.parametrize("stages", [["ingest"], ["ingest", "align", "export"]])
+def test_codes_follow_an_edited_turn_whatever_ran_since_the_workbooks_were_written(study, tmp_path, stages):
+    """The transcript is corrected and `ipr ingest` (or each stage alone) runs before `ipr analyze`: the turns as
+    the workbooks show them are kept, so the coders' codes still follow the edited turn."""
+    root = tmp_path / "s"
+    shutil.copytree(study["root"], root)
+    before = pd.read_parquet(root / "data" / "interim" / "turns.parquet")
+    old = before.loc[before["text"].str.startswith("Up and down. Work was okay."), "turn_id"].item()
+    coded = {coder: plan[old][0] for coder, plan in study["plan"].items() if old in plan}
+    assert coded  # (the test means something)
+    vtt = root / "data" / "raw" / f"{SESSION}.vtt"
+    vtt.write_text(vtt.read_text(encoding="utf-8").replace("Up and down. Work was okay.", "Up and down. Work was ok."),
+                   encoding="utf-8")
+    for stage in stages:
+        result = _invoke(stage, "--study", str(root))
+        assert result.exit_code == 0, result.output
+    result = _invoke("analyze", "--study", str(root))
+    assert result.exit_code == 0, result.output
+    turns = pd.read_parquet(root / "data" / "interim" / "turns.parquet")
+    new = turns.loc[turns["text"].str.startswith("Up and down. Work was ok."), "turn_id"].item()
+    assert new != old
+    codes = pd.read_parquet(root / "data" / "interim" / "codes.parquet")
+    mine = codes[codes["coder"] != "auto"]
+    assert {(c, k) for c, k in zip(mine.loc[mine["unit_id"] == new, "coder"], mine.loc[mine["unit_id"] == new,
+            "code_id"], strict=True)} == {(c, k) for c, ks in coded.items() for k in ks}
+    assert old not in set(mine["unit_id"])
+    for coder, codes_given in coded.items():
+        book = root / "data" / "coded" / coder / f"{SESSION}.xlsx"
+        rows = {r["unit_id"]: r for r in _units(book, "Turns")}
+        assert [rows[new][f"code {i}"] for i in range(1, len(codes_given) + 1)] == codes_given
+        assert old not in {r["unit_id"] for r in _units(book, "Removed units")}
+
+
 def test_a_new_unit_goes_after_the_one_before_it_in_the_transcript():
     from pipeline.export import in_coders_order
 

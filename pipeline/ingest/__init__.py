@@ -37,8 +37,6 @@ class Ingested:
     sources: list[Source]
     warnings: list[str]
     state: dict = field(default_factory=dict)  # what `ingest_state.json` keeps for the next run
-    # the last run's turns of the transcripts read again (edited since): where coders' codes of an edited turn go
-    before: pd.DataFrame | None = None
 
 
 def turn_ids(transcript_id: str, speakers: list[str], texts: list[str]) -> list[str]:
@@ -183,8 +181,6 @@ def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
     keys = [cache.key(source) for source in sources]
     fresh = [i for i, (s, (key, _)) in enumerate(zip(sources, keys, strict=True))
              if not cache.has(s.transcript_id, key)]
-    again = [sources[i].transcript_id for i in fresh if sources[i].transcript_id in cache.state]
-    before = cache.rows("turns", again) if again else None
     read = dict(zip(fresh, _read_all(study, [sources[i] for i in fresh], deid, progress), strict=True))
     for i, (source, (key, file_sha)) in enumerate(zip(sources, keys, strict=True)):
         if i not in read:
@@ -215,7 +211,7 @@ def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
         turns = _in_order(_concat(cache.rows("turns", reused), turns), order, "seq")
         stops = _in_order(_concat(cache.rows("stops", reused), stops), order, "stop_no")
     cache.state = {s.transcript_id: cache.state[s.transcript_id] for s in good}
-    return Ingested(turns, stops, good, list(dict.fromkeys(warnings)), cache.state, before)
+    return Ingested(turns, stops, good, list(dict.fromkeys(warnings)), cache.state)
 
 
 def _read(study: Study, source: Source, deid) -> tuple[list[dict], list[dict], list[str], list[Problem]]:
@@ -265,7 +261,6 @@ class _Cache:
     study: Study
     settings_key: str
     state: dict
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     STATE = "ingest_state.json"
 
@@ -291,9 +286,7 @@ class _Cache:
         return entry.get("key") == key and "sha256" in entry
 
     def rows(self, table: str, transcript_ids: list[str]) -> pd.DataFrame:
-        if table not in self.tables:  # (read once: the turns of the transcripts reused and of those read again)
-            self.tables[table] = pd.read_parquet(self.study.interim / f"{table}.parquet")
-        df = self.tables[table]
+        df = pd.read_parquet(self.study.interim / f"{table}.parquet")
         return df[df["transcript_id"].isin(transcript_ids)]
 
 
