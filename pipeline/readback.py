@@ -22,7 +22,7 @@ import pandas as pd
 
 from .errors import Problem
 from .files import member, sha256_file, sha256_text
-from .study import CONSENSUS, NOT_CODERS
+from .study import CONSENSUS, misnamed_coder
 
 UNIT_SHEETS = {"Turns": "turn", "Segments": "segment"}
 REMOVED_SHEET = "Removed units"
@@ -97,10 +97,11 @@ def read_workbooks(study, code_ids) -> ReadBack:
         if study.settings.coders and coder not in coders:
             unlisted.add(coder)
             continue
-        if coder.lower() in NOT_CODERS or coder.lower() == CONSENSUS != coder:
+        if wrong := misnamed_coder(coder):
             folder = study.relative(path.parent) + "/"
             if all(p.file != folder for p in problems):  # (once per folder; its workbooks are not read)
-                problems.append(_misnamed(folder, coder))
+                problems.append(Problem(folder, f"the coder name {wrong[0]}",
+                                        hint=f"{wrong[1]}: rename the folder (and the coder in study.toml)"))
             continue
         problems += _saved_as_other(study, coder, path, folders)
         st = path.stat()
@@ -157,13 +158,6 @@ def _saved_as_other(study, coder: str, path: Path, folders: dict) -> list[Proble
                                                         f"{Path(name).suffix}, which the run does not read",
                     hint=f"open it, save it as Excel Workbook (.xlsx) over {path.name}, and delete it")
             for name in found]
-
-
-def _misnamed(folder: str, coder: str) -> Problem:
-    if coder.lower() in NOT_CODERS:
-        return Problem(folder, f"a coder's folder cannot be named {coder!r}: the report's name for "
-                               f"{NOT_CODERS[coder.lower()]}", hint="rename the folder (and the coder in study.toml)")
-    return Problem(folder, f"the consensus coder's folder is named {CONSENSUS!r}", hint=f"rename it to {CONSENSUS}/")
 
 
 def _as_map(code_ids) -> dict[str, str]:

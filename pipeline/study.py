@@ -127,16 +127,9 @@ def parse_settings(text: str, file: str = "study.toml") -> Settings:
                     problems.append(Problem(file, f"coder names must be simple folder names, not {bad!r}",
                                             where(key, None), "use letters, digits, _ . -"))
                     continue
-                taken = [c for c in value if c.lower() in NOT_CODERS]
-                if taken:
-                    problems.append(Problem(file, f"the coder name {taken[0]!r} is the report's name for "
-                                                  f"{NOT_CODERS[taken[0].lower()]}", where(key, None),
-                                            "give the coder another name"))
-                    continue
-                cased = [c for c in value if c.lower() == CONSENSUS and c != CONSENSUS]
-                if cased:
-                    problems.append(Problem(file, f"the consensus coder is written {CONSENSUS!r}, not {cased[0]!r}",
-                                            where(key, None), f"write {CONSENSUS!r} (and name its folder so)"))
+                wrong = next(filter(None, map(misnamed_coder, value)), None)
+                if wrong:
+                    problems.append(Problem(file, f"the coder name {wrong[0]}", where(key, None), wrong[1]))
                     continue
             setattr(s, key, value)
     if problems:
@@ -149,6 +142,16 @@ def parse_settings(text: str, file: str = "study.toml") -> Settings:
 CONSENSUS = "consensus"
 # The name the codes tables give to codes no coder's workbook holds: a coder so named would be mixed with them.
 NOT_CODERS = {"auto": "the automatic suggestions"}
+
+
+def misnamed_coder(name: str) -> tuple[str, str] | None:
+    """What is wrong with a coder's name (in study.toml, or as a folder of data/coded/), and what to do; None when
+    nothing is."""
+    if name.lower() in NOT_CODERS:
+        return f"{name!r} is the report's name for {NOT_CODERS[name.lower()]}", "give the coder another name"
+    if name.lower() == CONSENSUS != name:
+        return f"{name!r} is the consensus coder's, written {CONSENSUS!r}", f"write {CONSENSUS!r}"
+    return None
 
 
 def _set(s: Settings, section: str, key: str, value, problems: list[Problem], file: str, where: str) -> None:

@@ -239,7 +239,7 @@ CASES: dict[str, tuple[Callable, list[tuple[str, str, str]]]] = {
                                       [("study.toml", "line 3", "coders must be a list")]),
     "study.toml: the consensus coder capitalised": (
         sub("study.toml", 'coders = ["coder_a", "coder_b"]', 'coders = ["coder_a", "coder_b", "Consensus"]'),
-        [("study.toml", "line 3", "the consensus coder is written 'consensus', not 'Consensus'")]),
+        [("study.toml", "line 3", "the coder name 'Consensus' is the consensus coder's, written 'consensus'")]),
     "study.toml: a coder named as the automatic suggestions": (
         sub("study.toml", 'coders = ["coder_a", "coder_b"]', 'coders = ["coder_a", "Auto"]'),
         [("study.toml", "line 3", "the coder name 'Auto' is the report's name for the automatic suggestions")]),
@@ -273,7 +273,12 @@ CASES: dict[str, tuple[Callable, list[tuple[str, str, str]]]] = {
                                                            [(A_IPR, "sheet Segments, cell I4", "'note' holds")]),
     "workbook: a coder's folder named as the automatic suggestions": (
         both(sub("study.toml", 'coders = ["coder_a", "coder_b"]', ""), put(f"{CODED}/auto/D01_S3_session.xlsx", b"PK")),
-        [(f"{CODED}/auto/", "", "a coder's folder cannot be named 'auto': the report's name for the automatic")]),
+        [(f"{CODED}/auto/", "", "the coder name 'auto' is the report's name for the automatic suggestions")]),
+    "workbook: the consensus coder's folder capitalised": (
+        both(sub("study.toml", 'coders = ["coder_a", "coder_b"]', ""),
+             put(f"{CODED}/Consensus/D01_S3_session.xlsx", b"PK")),
+        [(f"{CODED}/Consensus/", "", "the coder name 'Consensus' is the consensus coder's, written 'consensus' "
+                                     "(write 'consensus': rename the folder")]),
     "workbook: a turn's words corrected in the workbook": (
         workbook(A_SESSION, set_cells("Turns", F5="Busy. Work has been a lot.")),
         [(A_SESSION, "sheet Turns, cell F5", "the turn's words were changed here: 'text' is not read, and a "
