@@ -181,7 +181,10 @@ def _at_a_glance(d: WordDoc, data: ReportData, segments: pd.DataFrame) -> None:
              f"{plural(auto_units['unit_id'].nunique(), 'unit')}." if len(auto_units)
              else "The codebook's rules suggested no code.")
     coders = [s for s in data.sources if s not in (AUTO, CONSENSUS)]
-    d.bullet(f"Human coding: {', '.join(coders) or 'only the consensus coder'}"
+    progress = out.get("Coding progress by coder")
+    done = {} if progress is None else dict(zip(progress["coder"], progress["% coded"], strict=True))
+    named = [f"{c} ({done[c]} of the units coded)" if c in done else c for c in coders]
+    d.bullet(f"Human coding: {', '.join(named) or 'only the consensus coder'}"
              + (f"; the consensus is {data.notes['consensus']}." if CONSENSUS in data.sources else ".")
              if coders or CONSENSUS in data.sources
              else "No coder has coded yet; every code in this report is an automatic suggestion.")

@@ -592,6 +592,14 @@ def test_a_folder_of_someone_not_a_coder_is_not_read_and_the_run_says_so(study, 
     assert "data/coded/pilot/: not a coder" in result.output
 
 
+def _share(root, coder: str) -> str:
+    """The share of the study's units the coder coded, as the report writes it (from coding_progress.csv, which
+    test_coding_progress_counts_each_coders_units_per_transcript checks)."""
+    progress = pd.read_csv(root / "reports" / "coding_progress.csv")
+    mine = progress[progress["coder"] == coder]
+    return f"{100 * mine['coded'].sum() / mine['units'].sum():.0f}%"
+
+
 def test_the_consensus_coder_is_the_reports_consensus_and_not_a_coder_who_agrees(study, tmp_path):
     """Coders code alone, then meet and agree; a coder named consensus records what they agreed on.  Its codes are
     the report's consensus (instead of the codes both coders gave), and it is left out of the agreement."""
@@ -625,7 +633,8 @@ def test_the_consensus_coder_is_the_reports_consensus_and_not_a_coder_who_agrees
     versus = pd.read_csv(root / "reports" / "suggestions_vs_coders.csv")
     assert "consensus" in set(versus["coder"])
     text = "\n".join(p.text for p in Document(str(root / "reports" / "summary.docx")).paragraphs)
-    assert "Human coding: coder_a, coder_b; the consensus is the codes of the consensus coder" in text
+    assert (f"Human coding: coder_a ({_share(root, 'coder_a')} of the units coded), coder_b ({_share(root, 'coder_b')} "
+            "of the units coded); the consensus is the codes of the consensus coder") in text
     # the disagreements show what the meeting decided: c[1] was X (coder_a) and Y; c[3] X and Y2 (coder_b)
     listed = pd.read_csv(root / "reports" / "disagreements.csv", keep_default_na=False).set_index(
         ["unit_id", "code_id"])["consensus"]
@@ -650,7 +659,9 @@ def test_without_a_consensus_coder_the_consensus_is_what_two_coders_gave(study):
     by_code = pd.read_excel(study["root"] / "reports" / "tables.xlsx", sheet_name="Codes by code").set_index("code_id")
     assert by_code.loc[X, "consensus"] >= 1  # both coders gave X to c[0]
     text = "\n".join(p.text for p in Document(str(study["root"] / "reports" / "summary.docx")).paragraphs)
-    assert "Human coding: coder_a, coder_b; the consensus is the codes that two or more coders gave" in text
+    root = study["root"]
+    assert (f"Human coding: coder_a ({_share(root, 'coder_a')} of the units coded), coder_b ({_share(root, 'coder_b')} "
+            "of the units coded); the consensus is the codes that two or more coders gave") in text
 
 
 def _turns(tid, *rows):
