@@ -258,10 +258,12 @@ def about_line(transcript_id: str, coder: str, codebook) -> str:
     version = f", version {codebook.version}" if codebook.version else ""
     line = f"Transcript {transcript_id}, coder {coder}; codebook: {codebook.title or '(untitled)'}{version}."
     if coder == CONSENSUS:
-        line += (" Record here the codes the coders agreed on when they met: this workbook is the consensus, not "
-                 "one more coder in the agreement between coders. 'coders' codes' shows what each coder gave each "
-                 "unit (as their workbooks stood at the last run), and 'disputed' the codes some of them gave it and "
-                 "others did not: filter it to go through the disagreements.")
+        line += (" Record here what the coders decided when they met: this workbook is the consensus, not one more "
+                 "coder in the agreement between coders. On a unit you code here (with codes, or a memo for 'no "
+                 "code'), the consensus is your codes; on a unit you leave blank, it is the codes two or more coders "
+                 "gave it. 'coders' codes' shows what each coder gave each unit (as their workbooks stood at the "
+                 "last run), and 'disputed' the codes some of them gave it and others did not: filter it to go "
+                 "through the disagreements.")
     return line
 
 

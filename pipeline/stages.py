@@ -368,6 +368,7 @@ def run_report(study: Study, log: RunLog, codebook=None):
     codebook = codebook or load_codebook(study)
     tables = {name: _table(study, name, made_by) for name, made_by in
               [("turns", "ingest"), ("segments", "align"), ("alignment", "align"), ("codes", "code")]}
+    tables["decided"] = _decided(study, tables)
     previous = study.interim / "run.json"
     if not log.inputs and previous.exists():  # `ipr report` alone: the audit trail of the last full run
         old = json.loads(previous.read_text())
@@ -377,6 +378,18 @@ def run_report(study: Study, log: RunLog, codebook=None):
     if not log.inputs and sources.exists():  # stages run one by one: the inputs of the last `ipr ingest`
         log.inputs = pd.read_parquet(sources).to_dict("records")
     return build_report(study, codebook, tables, audit(study, codebook, log))
+
+
+def _decided(study: Study, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The units the consensus coder coded (a code or a memo): there, the report's consensus is its codes."""
+    from .readback import coded_entries
+
+    path = study.interim / "coder_entries.parquet"
+    if CONSENSUS not in study.coders() or not path.exists():
+        return pd.DataFrame({"unit_id": []})
+    entries = pd.read_parquet(path, filters=[("coder", "==", CONSENSUS)])
+    units = set(tables["turns"]["turn_id"]) | set(tables["segments"]["segment_id"])
+    return coded_entries(entries, units)[["unit_id"]].drop_duplicates(ignore_index=True)
 
 
 def audit(study: Study, codebook, log: RunLog) -> dict:

@@ -159,19 +159,31 @@ def sources(codes: pd.DataFrame) -> list[str]:
     """Whose codes the report counts: the automatic suggestions always, each coder, and the consensus where
     the consensus coder or two or more coders coded."""
     coders = human_coders(codes)
-    return [AUTO] + coders + ([CONSENSUS] if len(coders) >= 2 or recorded_consensus(codes) else [])
+    return [AUTO] + coders + ([CONSENSUS] if len(coders) >= 2 or (codes["coder"] == CONSENSUS).any() else [])
 
 
-def recorded_consensus(codes: pd.DataFrame) -> bool:
-    """Whether the consensus is the consensus coder's (``data/coded/consensus/``) rather than computed."""
-    return bool((codes["coder"] == CONSENSUS).any()) and not (codes["rule_id"] == COMPUTED).any()
+def consensus_made_of(codes: pd.DataFrame) -> str:
+    """Whose the consensus of ``with_consensus`` is, as the report says it."""
+    agreed = codes[codes["coder"] == CONSENSUS]
+    computed = (agreed["rule_id"] == COMPUTED).any()
+    if len(agreed) and not computed:
+        return "the codes of the consensus coder, in data/coded/consensus/"
+    if computed and (agreed["rule_id"] != COMPUTED).any():
+        return ("the codes of the consensus coder on the units it coded (data/coded/consensus/), and on the others "
+                "the codes that two or more coders gave the same unit")
+    return "the codes that two or more coders gave the same unit"
 
 
-def with_consensus(codes: pd.DataFrame) -> pd.DataFrame:
-    """The codes with the consensus: the consensus coder's when there are any, else computed."""
-    if len(human_coders(codes)) < 2 or (codes["coder"] == CONSENSUS).any():
+def with_consensus(codes: pd.DataFrame, decided=()) -> pd.DataFrame:
+    """The codes with the consensus: on a unit the consensus coder coded, its codes (a meeting decides the units
+    the coders disagreed on); on any other, the codes that two or more coders gave it.  ``decided``: the units the
+    consensus coder coded with a memo and no code (the codes table does not hold them)."""
+    agreed = codes[codes["coder"] == CONSENSUS]
+    if len(human_coders(codes)) < 2 or (agreed["rule_id"] == COMPUTED).any():
         return codes
-    return pd.concat([codes, consensus(codes)], ignore_index=True)
+    computed = consensus(codes)
+    computed = computed[~computed["unit_id"].isin(set(agreed["unit_id"]) | set(decided))]
+    return pd.concat([codes, computed], ignore_index=True) if len(computed) else codes
 
 
 def coded_units(codes: pd.DataFrame, turns: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
@@ -593,8 +605,14 @@ class Counted:
     by_code: pd.DataFrame
 
 
+def consensus_codes(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The codes table with the consensus (``tables["decided"]``, optional: the units the consensus coder coded)."""
+    decided = tables.get("decided")
+    return with_consensus(tables["codes"], () if decided is None else decided["unit_id"])
+
+
 def count_codes(tables: dict[str, pd.DataFrame], codebook) -> Counted:
-    codes = with_consensus(tables["codes"])
+    codes = consensus_codes(tables)
     srcs = sources(codes)
     units = coded_units(codes, tables["turns"], tables["segments"])
     return Counted(codes, srcs, units, codes_by_code(units, srcs, codebook))
@@ -603,7 +621,7 @@ def count_codes(tables: dict[str, pd.DataFrame], codebook) -> Counted:
 def sequence_runs(study, tables: dict[str, pd.DataFrame], codes: pd.DataFrame | None = None) -> list[Sequences]:
     """The rupture → repair sequences of each source (the automatic suggestions first, then the consensus).
     ``codes``: the codes with the consensus, when the caller has them already."""
-    codes = with_consensus(tables["codes"]) if codes is None else codes
+    codes = consensus_codes(tables) if codes is None else codes
     window = float(getattr(study.settings, "repair_window_s", 300.0) or 300.0)
     return [compute_sequences(codes, tables["turns"], s, window) for s in sequence_sources(codes)]
 
@@ -661,9 +679,7 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
                                    columns=["setting", "value"])
     out["Inputs"] = pd.DataFrame(audit["inputs"], columns=["file", "transcript_id", "kind", "sha256"])
     out["Warnings"] = pd.DataFrame({"warning": list(audit["warnings"])})
-    how = ("the codes of the consensus coder, in data/coded/consensus/" if recorded_consensus(codes)
-           else "the codes that two or more coders gave the same unit")
-    return ReportData(out, srcs, runs, units, agreement, {"now": now, "consensus": how})
+    return ReportData(out, srcs, runs, units, agreement, {"now": now, "consensus": consensus_made_of(codes)})
 
 
 def _setting(v) -> str:

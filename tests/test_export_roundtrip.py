@@ -601,8 +601,9 @@ def _share(root, coder: str) -> str:
 
 
 def test_the_consensus_coder_is_the_reports_consensus_and_not_a_coder_who_agrees(study, tmp_path):
-    """Coders code alone, then meet and agree; a coder named consensus records what they agreed on.  Its codes are
-    the report's consensus (instead of the codes both coders gave), and it is left out of the agreement."""
+    """Coders code alone, then meet and decide the units they disagreed on; a coder named consensus records that.
+    On the units it coded its codes are the report's consensus (a memo alone: no code), on the others the codes
+    both coders gave; and it is left out of the agreement."""
     from docx import Document
 
     root = tmp_path / "s"
@@ -612,7 +613,7 @@ def test_the_consensus_coder_is_the_reports_consensus_and_not_a_coder_who_agrees
     result = _invoke("analyze", "--study", str(root))
     assert result.exit_code == 0, result.output
     agreed = root / "data" / "coded" / "consensus" / f"{SESSION}.xlsx"
-    assert "Record here the codes the coders agreed on" in load_workbook(agreed)["How to code"]["A2"].value
+    assert "Record here what the coders decided when they met" in load_workbook(agreed)["How to code"]["A2"].value
     c = study["c"]
     # the meeting sees what each coder gave each unit, and which codes are disputed
     rows = {r["unit_id"]: r for r in _units(agreed, "Turns")}
@@ -622,19 +623,24 @@ def test_the_consensus_coder_is_the_reports_consensus_and_not_a_coder_who_agrees
     assert rows[c[0]]["disputed"] is None and rows[c[6]]["coders' codes"] == f"coder_b: {Y} (memo: only me)"
     assert "coders' codes" not in _units(root / "data" / "coded" / "coder_a" / f"{SESSION}.xlsx", "Turns")[0]
     _code(agreed, "Turns", {c[0]: ([Y], ""), c[1]: ([Y], ""), c[3]: ([], "nothing after all")})
+    s = study["s"]
+    _code(root / "data" / "coded" / "consensus" / f"{IPR}.xlsx", "Segments", {s[0]: ([], "not unheard after all")})
     result = _invoke("analyze", "--study", str(root))
     assert result.exit_code == 0, result.output
 
     by_code = pd.read_excel(root / "reports" / "tables.xlsx", sheet_name="Codes by code").set_index("code_id")
-    assert by_code.loc[Y, "consensus"] == 2  # c[0] and c[1], as the meeting agreed
-    assert X not in by_code.index or by_code.loc[X, "consensus"] == 0  # both coders gave X to c[0]: not agreed
+    assert by_code.loc[Y, "consensus"] == 2  # c[0] and c[1], as the meeting decided
+    assert by_code.loc[X, "consensus"] == 0  # both coders gave X to c[0], but the meeting gave it Y
+    assert by_code.loc[Z, "consensus"] == 1  # t[0]: both coders gave Z, and the meeting did not take it up
+    assert by_code.loc[R1, "consensus"] == 0  # s[0]: both coders gave R1, and the meeting decided on no code
     agreement = pd.read_csv(root / "reports" / "agreement.csv")
     assert agreement.loc[agreement["code_id"] == "(all codes)", "coders"].item() == 2
     versus = pd.read_csv(root / "reports" / "suggestions_vs_coders.csv")
     assert "consensus" in set(versus["coder"])
     text = "\n".join(p.text for p in Document(str(root / "reports" / "summary.docx")).paragraphs)
     assert (f"Human coding: coder_a ({_share(root, 'coder_a')} of the units coded), coder_b ({_share(root, 'coder_b')} "
-            "of the units coded); the consensus is the codes of the consensus coder") in text
+            "of the units coded); the consensus is the codes of the consensus coder on the units it coded "
+            "(data/coded/consensus/), and on the others the codes that two or more coders gave the same unit") in text
     # the disagreements show what the meeting decided: c[1] was X (coder_a) and Y; c[3] X and Y2 (coder_b)
     listed = pd.read_csv(root / "reports" / "disagreements.csv", keep_default_na=False).set_index(
         ["unit_id", "code_id"])["consensus"]
