@@ -58,6 +58,21 @@ def test_csv_columns_by_header_or_by_content(tmp_path, text):
     assert got == [("T", 5.0, "Hello."), ("C", 12.0, "Hi.")]
 
 
+@pytest.mark.parametrize("text", [
+    "Timespan,Content,Speaker\n0:05.0 - 0:09.5,Hello.,T\n1:02:03.5 - 1:02:10.0,Hi.,C\n",  # NVivo's export
+    "Time,Speaker,Text\n00:00:05 --> 00:00:09.5,T,Hello.\n01:02:03.5-->01:02:10,C,Hi.\n",
+    "Time span;Speaker;Text\n0:05 – 0:09.5;T;Hello.\n1:02:03.5 to 1:02:10;C;Hi.\n",
+    "0:05.0 - 0:09.5,T,Hello.\n1:02:03.5 - 1:02:10.0,C,Hi.\n",  # no header: told by what the column holds
+])
+def test_a_column_of_time_spans_gives_start_and_end(tmp_path, text):
+    assert rows(write(tmp_path, "t.csv", text)) == [("T", 5.0, 9.5, "Hello."), ("C", 3723.5, 3730.0, "Hi.")]
+
+
+def test_an_end_column_beside_a_span_is_the_end(tmp_path):
+    text = "Timespan,End,Speaker,Text\n0:05 - 0:09,0:11,T,Hello.\n"
+    assert rows(write(tmp_path, "t.csv", text)) == [("T", 5.0, 11.0, "Hello.")]
+
+
 def test_csv_quoted_text_over_several_lines_keeps_its_first_line(tmp_path):
     text = 'speaker,text\nT,"Hello,\nstill me."\nC,Hi.\n'
     parsed = read_transcript(write(tmp_path, "t.csv", text))

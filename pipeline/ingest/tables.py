@@ -23,7 +23,8 @@ Row = tuple[int, list[object]]  # (1-based row number, cells)
 #: Header names by column kind, the better ones first (a "speaker" column beats a "role" column).
 _HEADERS = {
     "start": ["start", "start time", "starttime", "start s", "start sec", "start seconds", "start ms", "begin",
-              "begin time", "time", "timestamp", "time stamp", "timecode", "tc in", "in", "from", "onset"],
+              "begin time", "time", "timestamp", "time stamp", "timecode", "tc in", "in", "from", "onset",
+              "timespan", "time span", "time range", "span"],  # (a span, "0:01.5 - 0:12.3": NVivo's, gives both)
     "end": ["end", "end time", "endtime", "end s", "end sec", "end seconds", "end ms", "stop", "stop time",
             "finish", "tc out", "out", "to", "offset"],
     "speaker": ["speaker", "speaker name", "speaker label", "name", "label", "who", "spk", "talker", "voice",
@@ -78,10 +79,22 @@ def to_seconds(value: object, scale: float = 1.0) -> float | None:
     raise ValueError(text)
 
 
+_SPAN = re.compile(r"^\s*(\S+?)\s*(?:-->|->|[-–—]|\bto\b)\s*(\S+)\s*$")
+
+
+def time_span(value: object) -> tuple[float, float] | None:
+    """(start, end) of a cell that holds a span of time ("0:00.0 - 0:12.3", "00:01:02 --> 00:01:10"), or None."""
+    m = _SPAN.match(value) if isinstance(value, str) else None
+    if m is None:
+        return None
+    start, end = parse_time(m[1]), parse_time(m[2])
+    return None if start is None or end is None else (start, end)
+
+
 def _is_time(value: object) -> bool:
     if isinstance(value, dt.time | dt.timedelta):
         return True
-    return isinstance(value, str) and parse_time(value) is not None
+    return isinstance(value, str) and (parse_time(value) is not None or time_span(value) is not None)
 
 
 def _cell_text(value: object) -> str:
@@ -155,8 +168,12 @@ def table_turns(rows: list[Row], path: Path | str, unit: str = "row") -> Parsed 
         if not text:
             continue
         times = []
+        span = time_span(cell(cells, "start"))
         for kind in ("start", "end"):
             try:
+                if span is not None and (kind == "start" or "end" not in columns):
+                    times.append(span[kind == "end"])
+                    continue
                 times.append(to_seconds(cell(cells, kind), columns[kind][1] if kind in columns else 1.0))
             except ValueError as exc:
                 parsed.warnings.append(f"{path}, {unit} {number}: the {kind} time \"{exc}\" is not a time "
