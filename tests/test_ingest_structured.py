@@ -68,6 +68,12 @@ def test_a_column_of_time_spans_gives_start_and_end(tmp_path, text):
     assert rows(write(tmp_path, "t.csv", text)) == [("T", 5.0, 9.5, "Hello."), ("C", 3723.5, 3730.0, "Hi.")]
 
 
+@pytest.mark.parametrize("text", ["When,Who,Text\n00:00:05,T,Hello there.\n00:00:12,C,Hi.\n",
+                                  "When,Who,Said\n00:00:05,T,Hello there.\n00:00:12,C,Hi.\n"])
+def test_a_column_of_times_under_a_header_we_do_not_know_is_found_by_what_it_holds(tmp_path, text):
+    assert rows(write(tmp_path, "t.csv", text)) == [("T", 5.0, None, "Hello there."), ("C", 12.0, None, "Hi.")]
+
+
 def test_an_end_column_beside_a_span_is_the_end(tmp_path):
     text = "Timespan,End,Speaker,Text\n0:05 - 0:09,0:11,T,Hello.\n"
     assert rows(write(tmp_path, "t.csv", text)) == [("T", 5.0, 11.0, "Hello.")]

@@ -149,9 +149,18 @@ def table_turns(rows: list[Row], path: Path | str, unit: str = "row") -> Parsed 
         columns = _columns_by_header(cells)
         if "text" in columns and len(columns) >= 2:
             above, rows = rows[:at], rows[at + 1:]
+            if "start" not in columns and rows:  # a column of times under a header we do not know ("When")
+                used = {col for col, _ in columns.values()}
+                columns |= {kind: found for kind, found in _columns_by_content(rows).items()
+                            if kind in ("start", "end") and found[0] not in used}
             break
     else:
         columns = _columns_by_content(rows)
+        if len(rows) > 1 and "start" not in columns and not any(map(_is_time, rows[0][1])):
+            # a header of names we do not know ("When, Who, Said") above a column of times: told by the times
+            below = _columns_by_content(rows[1:])
+            if "start" in below and "text" in below:
+                columns, rows = below, rows[1:]
     if "text" not in columns or not rows:
         return None
     parsed = Parsed()
