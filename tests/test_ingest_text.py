@@ -84,6 +84,13 @@ def test_teams_names_with_a_comma(tmp_path):
     assert turns(write(tmp_path, text)) == [("Doe, Jane", 3, "Hello."), ("Ruiz, Ana", 9, "Hi Jane.")]
 
 
+def test_names_in_brackets_over_their_words(tmp_path):
+    """As Zoom saves a meeting's captions, and some services export."""
+    text = "[Dr Ruiz] 00:00:05\nHello, how are you today?\n\n[Client] 00:00:12\nFine, I guess.\nTired.\n"
+    assert turns(write(tmp_path, text)) == [("Dr Ruiz", 5, "Hello, how are you today?"),
+                                            ("Client", 12, "Fine, I guess. Tired.")]
+
+
 def test_word_transcribe_speakers(tmp_path):
     text = "00:00:03 Speaker 1\nHello there.\n00:00:10 Speaker 2\nHi.\n"
     assert turns(write(tmp_path, text)) == [("Speaker 1", 3, "Hello there."), ("Speaker 2", 10, "Hi.")]

@@ -37,7 +37,7 @@ _GRAMMARS = {
         rf"^(?:{_SPAN}\s*[-–—:]?\s*)?{_LABEL}(?:\s*(?:[\[(](?P<t3>{TIME})[\])]|(?P<t4>{TIME})))?"
         r"\s*:(?!\d)\s*(?P<text>.*)$"
     ),
-    "name_time": re.compile(rf"^{_LABEL}\s+[\[(]?(?P<t1>{TIME})[\])]?\s*$"),
+    "name_time": re.compile(rf"^\[?{_LABEL}\]?\s+[\[(]?(?P<t1>{TIME})[\])]?\s*$"),  # "[Jane Doe] 10:05:32" too
     "time_name": re.compile(rf"^[\[(]?(?P<t1>{TIME})[\])]?\s+{_LABEL}\s*$"),
 }
 _BARE_TIME = re.compile(rf"^[\[(]?(?P<t1>{TIME})[\])]?$")  # a time on its own line times the next turn
