@@ -102,6 +102,26 @@ def test_built_in_roles_in_a_session(label, role):
     assert assign_role(label, "session", None, {}) == role
 
 
+@pytest.mark.parametrize("label, role", [
+    ("T1", "therapist"), ("C12", "client"), ("C 3", "client"), ("Th.4", "therapist"), ("T-2", "therapist"),
+    ("Client #4", "client"), ("P1", "client"), ("I3", "interviewer"),
+    ("Speaker 1", "unknown"), ("X1", "unknown"), ("12", "unknown"),
+])
+def test_labels_numbered_by_turn_are_their_labels_role(label, role):
+    """Process transcripts often number the turns in the labels: T1, C1, T2, C2 ..."""
+    assert assign_role(label, "session", None, {}) == role
+
+
+def test_a_transcript_numbered_by_turn_reads_as_turns_with_roles(tmp_path):
+    from pipeline.ingest.readers import read_transcript
+
+    path = tmp_path / "t.txt"
+    path.write_text("T1: How was your week?\nC1: Fine.\nT2: Fine?\nC2: I don't know.\n", encoding="utf-8")
+    turns = read_transcript(path).turns
+    assert [(t.speaker, assign_role(t.speaker, "session", None, {})) for t in turns] == [
+        ("T1", "therapist"), ("C1", "client"), ("T2", "therapist"), ("C2", "client")]
+
+
 def test_study_speakers_table_wins_and_ignores_case():
     speakers = {"Speaker 1": "therapist", "dr. ruiz": "Therapist", "C": "interviewer"}
     assert assign_role("speaker 1", "session", None, speakers) == "therapist"

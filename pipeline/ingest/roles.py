@@ -1,6 +1,7 @@
 """Who speaks: a turn's speaker label becomes a role.
 
-Transcribers label speakers in many ways (``T``, ``Th.``, ``Counsellor``, ``Pt``, ``Dr. Ruiz``, ``Speaker 1``).
+Transcribers label speakers in many ways (``T``, ``Th.``, ``Counsellor``, ``Pt``, ``T12`` for the therapist's
+twelfth turn, ``Dr. Ruiz``, ``Speaker 1``).
 The common labels are built in; the study's ``[speakers]`` table in study.toml names the others, and wins.  In
 an IPR recall interview the interviewed person keeps their role from the session (client or therapist), so that
 a code about the client's recall applies whoever transcribed the label as "C" or "Participant".
@@ -26,6 +27,15 @@ BUILT_IN: dict[str, str] = {label: role for role, labels in _BUILT_IN.items() fo
 
 _TRAILING = re.compile(r"[\s.:;,\-–—]+$")
 _SPACES = re.compile(r"\s+")
+_NUMBERED = re.compile(r"^(?P<label>.*?\D)[\s.#_\-]*\d{1,4}$")  # "T1", "C 12", "Th.3": turns numbered
+
+
+def _built_in(key: str) -> str | None:
+    """The built-in role of a normalised label; a label numbered by turn ("T12", "C 3") is its label's."""
+    role = BUILT_IN.get(key)
+    if role is None and (m := _NUMBERED.match(key)):
+        role = BUILT_IN.get(normalise_label(m["label"]))
+    return role
 
 
 def normalise_label(label: str) -> str:
@@ -35,7 +45,7 @@ def normalise_label(label: str) -> str:
 
 def is_known_label(label: str) -> bool:
     """Whether ``label`` is one of the built-in speaker labels (readers use it to tell labels from words)."""
-    return normalise_label(label) in BUILT_IN
+    return _built_in(normalise_label(label)) is not None
 
 
 def assign_role(label: str, kind: str, participant: str | None, speakers: Mapping[str, str]) -> str:
@@ -53,7 +63,7 @@ def assign_role(label: str, kind: str, participant: str | None, speakers: Mappin
             return "unknown"
         # The study said exactly who this is; only the generic "participant" still depends on the interview.
         return interviewed if kind == "ipr" and role == "participant" else role
-    role = BUILT_IN.get(key, "unknown")
+    role = _built_in(key) or "unknown"
     if kind == "ipr" and role in ("client", "therapist", "participant"):
         # The interviewed person, however labelled: they keep their role from the session.
         return interviewed
