@@ -25,6 +25,9 @@ from pipeline.ingest.stops import find_stop, match_stop
     ("# Stop 1 @ 00:02:10 #", 130),
     ("[STOP 1 at 00:01:30 - client]", 90),
     ("(Video paused 4:12)", 252),
+    ("Stop 1 (04:12)", 252),  # the time in brackets of its own
+    ("*Tape paused (4:12)*", 252),
+    ("[Stop 2 (00:04:12)]", 252),
     ("  [PAUSE 00:04:12]  ", 252),
     ("[video paused at 00:04:12", 252),  # the closing bracket forgotten at the end of the line
     ("{Playback stopped at 0:04:12}", 252),
@@ -47,6 +50,9 @@ def test_stop_markers(line, seconds):
     "Speaker 1  0:03",
     "00:00:03 Speaker 1",
     "(Video paused 4:12] and more",  # brackets that do not match
+    "we stopped (4:12) there",
+    "[inaudible (00:12:31)]",
+    "Stop 1 (04:12] more",
     "",
 ])
 def test_not_stop_markers(line):

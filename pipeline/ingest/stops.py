@@ -20,7 +20,7 @@ from pipeline.timecode import TIME, parse_time
 _MARKER = re.compile(
     r"^\s*(?P<open>\[|\(|\{|<<|<|\*+|-{2,}|={2,}|#+)?\s*"
     r"(?P<words>[^\W\d_][^\[\](){}<>*\n]{0,40}?)\s*[:|@,–—-]*\s*"
-    rf"(?P<time>{TIME})"
+    rf"(?P<inner>[(\[])?(?P<time>{TIME})(?(inner)[)\]])"  # the time may be in brackets: "Stop 1 (04:12)"
 )
 #: After the time: a few words at most (" - client"), then the bracket that matches the opening one.
 _TAIL = r"\s*[^\[\](){}<>*\n]{0,30}?\s*"
