@@ -34,6 +34,8 @@ from .study import CONSENSUS
 AGREEMENT_COLUMNS = ["code_id", "units", "coders", "percent_agreement", "cohen_kappa", "krippendorff_alpha",
                      "positive_agreement"]
 SUGGESTION_COLUMNS = ["coder", "code_id", "units", "suggested", "coded", "both", "precision", "recall"]
+PAIR_COLUMNS = ["coder_1", "coder_2", "units", "percent_agreement", "cohen_kappa", "krippendorff_alpha",
+                "positive_agreement"]
 PROGRESS_COLUMNS = ["coder", "transcript_id", "units", "coded", "percent_coded"]
 DISAGREEMENT_COLUMNS = ["transcript_id", "unit_type", "unit_id", "code_id", "given_by", "not_given_by", "consensus",
                         "text"]
@@ -170,6 +172,23 @@ def agreement(entries: pd.DataFrame, codebook=None, scope: dict | None = None) -
     return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
 
 
+def agreement_by_pair(entries: pd.DataFrame, codebook=None, scope: dict | None = None) -> pd.DataFrame:
+    """The pooled agreement (every code) of each pair of coders, over the units both coded: with three coders or
+    more, which of them codes apart from the others (in a training round, say)."""
+    from itertools import combinations
+
+    units, _ = _decisions(entries[entries["coder"] != CONSENSUS], scope)
+    coders = sorted({c for by in units.values() for c in by})
+    rows = []
+    for pair in combinations(coders, 2):
+        table = agreement(entries[entries["coder"].isin(pair)], codebook, scope)
+        pooled = table[table["code_id"] == POOLED]
+        if len(pooled):
+            rows.append({"coder_1": pair[0], "coder_2": pair[1],
+                         **pooled.iloc[0][AGREEMENT_COLUMNS[1:]].drop("coders").to_dict()})
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+
+
 def suggestions_vs_coders(entries: pd.DataFrame, codes: pd.DataFrame, codebook=None,
                           scope: dict | None = None) -> pd.DataFrame:
     """For each coder and code, over the units the coder coded: how many units the suggestions and the coder
@@ -265,7 +284,8 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
     return shown.to_string(index=False).splitlines()
 
 
-SHEETS = {"Agreement": "agreement", "Suggestions vs coders": "suggestions_vs_coders",
+SHEETS = {"Agreement": "agreement", "Agreement by pair": "agreement_by_pair",
+          "Suggestions vs coders": "suggestions_vs_coders",
           "Disagreements": "disagreements", "Coding progress": "coding_progress"}
 
 

@@ -207,13 +207,18 @@ def agreement(study_dir: Path):
     from .stages import RunLog, run_agreement
 
     log = RunLog()
-    table, versus, apart, progress = run_agreement(_study(study_dir), log)
+    table, pairs, versus, apart, progress = run_agreement(_study(study_dir), log)
     _warnings(log.warnings)
     for r in progress_by_coder(progress).itertuples(index=False):
         click.echo(f"{r.coder} has coded {r.coded:,} of {r.units:,} units ({r.coded / r.units:.0%}); "
                    f"{r.begun} of {r.transcripts} transcripts begun")
     for line in summary_lines(table):
         click.echo(line)
+    if len(pairs) > 1:
+        for r in pairs.itertuples(index=False):
+            kappa = "" if r.cohen_kappa != r.cohen_kappa else f", kappa {r.cohen_kappa:.2f}"
+            click.echo(f"{r.coder_1} and {r.coder_2}: {r.percent_agreement:.1f}% agreement{kappa} over {r.units} "
+                       "units")
     pooled = versus[versus["code_id"] == "(all codes)"]
     for r in pooled.itertuples(index=False):
         p = "" if r.precision != r.precision else f"{r.precision:.2f}"
@@ -224,8 +229,8 @@ def agreement(study_dir: Path):
         click.echo(f"the coders decided {len(apart)} code{'s' * (len(apart) != 1)} differently on "
                    f"{apart['unit_id'].nunique()} unit{'s' * (apart['unit_id'].nunique() != 1)}: each is listed in "
                    "reports/disagreements.csv, for a consensus meeting")
-    click.echo("wrote reports/agreement.csv, suggestions_vs_coders.csv, disagreements.csv, coding_progress.csv and "
-               "tables.xlsx")
+    click.echo("wrote reports/agreement.csv, agreement_by_pair.csv, suggestions_vs_coders.csv, disagreements.csv, "
+               "coding_progress.csv and tables.xlsx")
 
 
 @main.command()

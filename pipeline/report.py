@@ -503,6 +503,11 @@ def _section_agreement(d: WordDoc, out, coders) -> None:
                    "reports/agreement.csv). Cohen's kappa where exactly two coders coded the units; the "
                    "'(all codes)' row pools the codes.")
             d.table("Agreement", ag, "Intercoder agreement per code")
+            pairs = out.get("Agreement by pair")
+            if pairs is not None and len(pairs) > 1:
+                d.para("Each pair of coders, over the units both coded, every code pooled: which coder codes apart "
+                       "from the others.")
+                d.table("Agreement by pair", pairs, "Agreement between each pair of coders")
             _disagreements(d, out)
     else:
         d.para("Coders have coded, but agreement has not been computed yet (data/interim/agreement.parquet is "

@@ -408,7 +408,7 @@ def audit(study: Study, codebook, log: RunLog) -> dict:
     }
 
 
-AGREEMENT_TABLES = ("agreement", "suggestions_vs_coders", "disagreements", "coding_progress")
+AGREEMENT_TABLES = ("agreement", "agreement_by_pair", "suggestions_vs_coders", "disagreements", "coding_progress")
 
 
 def run_agreement(study: Study, log: RunLog, codebook=None, entries=None, tables: bool = True):
@@ -416,6 +416,7 @@ def run_agreement(study: Study, log: RunLog, codebook=None, entries=None, tables
     got, from the coders' workbooks: each in reports/ as CSV, in data/interim/ and in tables.xlsx."""
     from .agreement import (
         agreement,
+        agreement_by_pair,
         coding_progress,
         disagreements,
         suggestions_vs_coders,
@@ -435,7 +436,8 @@ def run_agreement(study: Study, log: RunLog, codebook=None, entries=None, tables
             units = interim[name] if name == "segments" else interim[name][interim[name]["kind"] == "session"]
             texts.update(zip(units[unit].tolist(), units[text].tolist(), strict=True))
             transcript_of.update(zip(units[unit].tolist(), units["transcript_id"].tolist(), strict=True))
-    made = (agreement(entries, codebook, scope), suggestions_vs_coders(entries, interim["codes"], codebook, scope),
+    made = (agreement(entries, codebook, scope), agreement_by_pair(entries, codebook, scope),
+            suggestions_vs_coders(entries, interim["codes"], codebook, scope),
             disagreements(entries, codebook, scope, texts), coding_progress(entries, transcript_of, study.coders()))
     if not paths["codes"].exists():
         log.warn(["data/interim/codes.parquet is missing, so the suggestions are not compared with the coders "

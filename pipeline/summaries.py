@@ -584,6 +584,16 @@ def agreement_display(agreement: pd.DataFrame, names: dict[str, str]) -> pd.Data
     return pd.DataFrame(rows, columns=cols)
 
 
+def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The agreement of each pair of coders, every code pooled."""
+    rows = [{"coders": f"{r.coder_1} and {r.coder_2}", "units": r.units,
+             "% agreement": percent(r.percent_agreement / 100), "Cohen's κ": _num(r.cohen_kappa),
+             "Krippendorff's α": _num(r.krippendorff_alpha), "positive agreement": _num(r.positive_agreement)}
+            for r in pairs.itertuples(index=False)]
+    return pd.DataFrame(rows, columns=["coders", "units", "% agreement", "Cohen's κ", "Krippendorff's α",
+                                       "positive agreement"])
+
+
 @dataclass
 class ReportData:
     tables: dict[str, pd.DataFrame]
@@ -656,6 +666,9 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
     }
     if agreement is not None:
         out["Agreement"] = agreement_display(agreement, names)
+    pairs = interim_table(study, "agreement_by_pair")
+    if pairs is not None:
+        out["Agreement by pair"] = pairs_display(pairs)
     versus = interim_table(study, "suggestions_vs_coders")
     if versus is not None:  # (a sheet even when empty: tables.xlsx then need not be opened again to add it)
         out["Suggestions vs coders"] = pooled = versus_display(versus, names)

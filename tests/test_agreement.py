@@ -9,9 +9,11 @@ import pytest
 from pipeline.agreement import (
     AGREEMENT_COLUMNS,
     DISAGREEMENT_COLUMNS,
+    PAIR_COLUMNS,
     POOLED,
     PROGRESS_COLUMNS,
     agreement,
+    agreement_by_pair,
     binary_agreement,
     coding_progress,
     cohen_kappa,
@@ -275,3 +277,20 @@ def test_coding_progress_counts_each_coders_coded_units_per_transcript():
                     ("bob", "y"): (2, 0, 0), ("carol", "x"): (8, 0, 0), ("carol", "y"): (2, 0, 0)}
     by_coder = progress_by_coder(table).set_index("coder")
     assert by_coder.loc["alice"].tolist() == [2, 1, 10, 7] and by_coder.loc["carol", "begun"] == 0
+
+
+def test_agreement_by_pair_pools_each_pair_of_coders_over_the_units_both_coded():
+    more = pd.concat([ENTRIES, pd.DataFrame([entry("carol", "t1", [DENIAL]), entry("carol", "t2", [DENIAL]),
+                                             entry("consensus", "t1", [COMPLAINT])], columns=ENTRY_COLUMNS)])
+    pairs = agreement_by_pair(more, CODEBOOK, SCOPE)
+    assert list(pairs.columns) == PAIR_COLUMNS
+    assert [(r.coder_1, r.coder_2) for r in pairs.itertuples()] == [("alice", "bob"), ("alice", "carol"),
+                                                                      ("bob", "carol")]  # not the consensus
+    rows = pairs.set_index(["coder_1", "coder_2"])
+    both = agreement(ENTRIES, CODEBOOK, SCOPE).set_index("code_id").loc[POOLED]
+    assert rows.loc[("alice", "bob"), "units"] == both.units == 6
+    assert rows.loc[("alice", "bob"), "cohen_kappa"] == pytest.approx(both.cohen_kappa)
+    # alice and carol both coded t1 and t2: denial 1 1 / 1 1, complaint 0 1 / 0 0
+    assert rows.loc[("alice", "carol"), "units"] == 2
+    assert rows.loc[("alice", "carol"), "percent_agreement"] == pytest.approx(75)
+    assert agreement_by_pair(ENTRIES[ENTRIES["coder"] == "alice"], CODEBOOK, SCOPE).empty

@@ -322,6 +322,29 @@ def test_coding_progress_counts_each_coders_units_per_transcript(study):
     assert any(t.rows[0].cells[0].text == "coder" and t.rows[0].cells[1].text == "transcripts begun" for t in tables)
 
 
+def test_with_three_coders_each_pair_has_its_agreement(study, tmp_path):
+    from docx import Document
+
+    root = tmp_path / "s"
+    shutil.copytree(study["root"], root)
+    toml = root / "study.toml"
+    toml.write_text(toml.read_text().replace('"coder_b"]', '"coder_b", "coder_c"]'))
+    assert _invoke("analyze", "--study", str(root)).exit_code == 0
+    c = study["c"]
+    _code(root / "data" / "coded" / "coder_c" / f"{SESSION}.xlsx", "Turns", {c[0]: ([X], ""), c[1]: ([Y], "")})
+    result = _invoke("agreement", "--study", str(root))
+    assert result.exit_code == 0, result.output
+    assert "coder_a and coder_c: 75.0% agreement" in result.output  # c[0]: X, X; c[1]: X and Y, Y
+    assert "coder_b and coder_c: 100.0% agreement" in result.output
+    assert _invoke("analyze", "--study", str(root)).exit_code == 0
+    pairs = pd.read_csv(root / "reports" / "agreement_by_pair.csv")
+    assert list(zip(pairs["coder_1"], pairs["coder_2"], pairs["units"], strict=True)) == [
+        ("coder_a", "coder_b", len(study["plan"]["coder_a"].keys() & study["plan"]["coder_b"].keys())),
+        ("coder_a", "coder_c", 2), ("coder_b", "coder_c", 2)]
+    report = Document(str(root / "reports" / "summary.docx"))
+    assert "Table" in next(p.text for p in report.paragraphs if "Agreement between each pair of coders" in p.text)
+
+
 def test_ipr_agreement_prints_and_keeps_the_other_tables(study, tmp_path):
     root = tmp_path / "s"
     shutil.copytree(study["root"], root)
