@@ -50,12 +50,13 @@ def study(tmp_path):
 
 def run(root):
     runner = CliRunner()
+    said = ""
     for command in ("ingest", "align"):
         result = runner.invoke(main, [command, "--study", str(root)])
         assert result.exit_code == 0, result.output
+        said += result.output
     interim = root / "data" / "interim"
-    return (pd.read_parquet(interim / "turns.parquet"), pd.read_parquet(interim / "segments.parquet"),
-            result.output)
+    return pd.read_parquet(interim / "turns.parquet"), pd.read_parquet(interim / "segments.parquet"), said
 
 
 def on_screen(turns, at):
@@ -112,3 +113,21 @@ def test_interview_clock_is_never_taken_for_video_time(study):
     ipr = turns[turns["kind"] == "ipr"]
     assert ipr["start_s"].dropna().tolist() == [600.0]  # the interviewer's [00:10:00] is the interview's own
     assert segs["video_s"].tolist() == [135.0]
+
+
+@pytest.mark.parametrize("participant, other, theirs", [("client", "T", "C"), ("therapist", "C", "T")])
+def test_the_session_replayed_in_an_interview_is_not_the_recall(study, participant, other, theirs):
+    """Transcribers often write down the stretch of session the video plays: the other one's turns are read as
+    that (not as the interviewed person's recall), and the run says so."""
+    (study / "data" / "raw" / f"D1_S1_ipr-{participant}.txt").write_text(
+        f"I: Let's watch.\n{other}: Last week you mentioned your sister.\n[Video paused at 00:02:15]\n"
+        f"I: What was going on for you there?\n{theirs}: I felt unheard.\n{other}: I said it was my brother.\n"
+        f"[Video paused at 00:03:05]\nI: And here?\n{theirs}: Relieved.\n")
+    turns, segs, output = run(study)
+    interview = turns[turns["kind"] == "ipr"]
+    role = {"C": "client", "T": "therapist"}[other]
+    assert list(interview.loc[interview["speaker"] == other, "role"]) == [role] * 2
+    assert list(segs["recall_text"]) == ["I felt unheard.", "Relieved."]
+    assert f"{other}: I said it was my brother." in segs["recall_dialogue"].iloc[0]
+    assert (f"D1_S1_ipr-{participant}.txt: 2 turns labelled as the {role} "
+            f"({other}) are read as the session replayed on the video, not as the {participant}'s recall") in output

@@ -143,6 +143,9 @@ def test_study_speakers_table_wins_and_ignores_case():
     ("I", "client", "interviewer"), ("R", "therapist", "interviewer"), ("Interviewer", "client", "interviewer"),
     ("Researcher", "therapist", "interviewer"), ("Participant", None, "participant"),
     ("Speaker 3", "client", "unknown"),
+    # the other one's labels: the session replayed on the video ("P" may be either one, the interviewed)
+    ("T", "client", "therapist"), ("Th2", "client", "therapist"), ("C", "therapist", "client"),
+    ("Client", "therapist", "client"), ("P", "therapist", "therapist"), ("T", None, "participant"),
 ])
 def test_roles_in_an_ipr_interview(label, participant, role):
     assert assign_role(label, "ipr", participant, {}) == role

@@ -79,6 +79,7 @@ def rows_for(source: Source, parsed: Parsed, speakers: dict[str, str],
             "source_file": clean(source.file), "source_line": t.line,
             "annotations": ";".join(sorted({name for name, _, _ in find_annotations(text)})),
         })
+    warnings += _replayed(turns, source, name)
     stops = []
     if source.kind == "ipr":
         for n, s in enumerate(parsed.stops, 1):
@@ -89,6 +90,21 @@ def rows_for(source: Source, parsed: Parsed, speakers: dict[str, str],
         warnings.append(f"data/raw/{source.file}: {len(parsed.stops)} stop marker(s) in a session transcript "
                         "were ignored (stops belong in IPR interviews; check the manifest's kind)")
     return turns, stops, warnings
+
+
+def _replayed(turns: list[dict], source: Source, name: str) -> list[str]:
+    """One line for an IPR interview with turns of the other one's role (the therapist's in the client's
+    interview): the session replayed on the video, transcribed where it plays, which is not the recall."""
+    other = {"client": "therapist", "therapist": "client"}.get(source.participant or "")
+    if source.kind != "ipr" or other is None:
+        return []
+    labels = list(dict.fromkeys(t["speaker"] for t in turns if t["role"] == other))
+    if not labels:
+        return []
+    n = sum(t["role"] == other for t in turns)
+    return [f"{name}: {n} turn{'s' * (n > 1)} labelled as the {other} ({', '.join(labels[:5])}) are read as the "
+            f"session replayed on the video, not as the {source.participant}'s recall; if a label is the "
+            f"{source.participant}'s, map it in the [speakers] table of study.toml"]
 
 
 def backward_times(parsed: Parsed, name: str) -> list[str]:

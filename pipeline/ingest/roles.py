@@ -30,12 +30,20 @@ _SPACES = re.compile(r"\s+")
 _NUMBERED = re.compile(r"^(?P<label>.*?\D)[\s.#_\-]*\d{1,4}$")  # "T1", "C 12", "Th.3": turns numbered
 
 
+def _base(key: str) -> str:
+    """A normalised label without the number of its turn ("t12" -> "t"), when that is a built-in label."""
+    m = _NUMBERED.match(key) if key not in BUILT_IN else None
+    return normalise_label(m["label"]) if m and normalise_label(m["label"]) in BUILT_IN else key
+
+
 def _built_in(key: str) -> str | None:
     """The built-in role of a normalised label; a label numbered by turn ("T12", "C 3") is its label's."""
-    role = BUILT_IN.get(key)
-    if role is None and (m := _NUMBERED.match(key)):
-        role = BUILT_IN.get(normalise_label(m["label"]))
-    return role
+    return BUILT_IN.get(_base(key))
+
+
+# In an IPR interview, the other one's labels (T in the client's interview, C in the therapist's) are the session
+# replayed on the video, transcribed where it plays; but "P" may be the interviewed participant, either of them.
+_EITHER = {"p"}
 
 
 def normalise_label(label: str) -> str:
@@ -65,6 +73,9 @@ def assign_role(label: str, kind: str, participant: str | None, speakers: Mappin
         return interviewed if kind == "ipr" and role == "participant" else role
     role = _built_in(key) or "unknown"
     if kind == "ipr" and role in ("client", "therapist", "participant"):
+        if interviewed in ("client", "therapist") and role not in (interviewed, "participant") and (
+                _base(key) not in _EITHER):
+            return role  # the session, replayed: not the interviewed person's recall
         # The interviewed person, however labelled: they keep their role from the session.
         return interviewed
     return role
