@@ -223,9 +223,8 @@ def coding_progress(entries: pd.DataFrame, transcript_of: dict[str, str], coders
     the coder coded (a code or a memo, as the agreement counts them).  ``transcript_of``: unit ID -> transcript
     of every unit of the study; ``coders``: the study's coders, those who have not begun too."""
     totals = pd.Series(transcript_of).value_counts()
-    coded = coded_entries(entries, set(transcript_of)).drop_duplicates(["coder", "unit_id"]) if len(entries) else None
-    done = {} if coded is None or coded.empty else (
-        coded.assign(tid=coded["unit_id"].map(transcript_of)).groupby(["coder", "tid"]).size().to_dict())
+    coded = coded_entries(entries, set(transcript_of)).drop_duplicates(["coder", "unit_id"])
+    done = coded.groupby([coded["coder"], coded["unit_id"].map(transcript_of)]).size().to_dict()
     rows = [{"coder": coder, "transcript_id": tid, "units": int(totals[tid]), "coded": done.get((coder, tid), 0),
              "percent_coded": 100 * done.get((coder, tid), 0) / totals[tid]}
             for coder in coders for tid in sorted(totals.index)]

@@ -280,10 +280,10 @@ def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=
     # them changed and every workbook is there, there is nothing to do, not even a digest per transcript.
     inputs = [study.interim / n for n in ("turns.parquet", "segments.parquet", "code_state.json")]
     # (the consensus coder's workbooks show the other coders' codes too)
-    theirs = entries[entries["coder"] != CONSENSUS] if CONSENSUS in study.coders() and len(entries) else entries[:0]
+    theirs = entries[entries["coder"] != CONSENSUS] if CONSENSUS in study.coders() else entries[:0]
     key = sha256_text(code_version(), codebook.digest, repr(study.settings.blind), json.dumps(study.coders()),
                       *(sha256_file(p) if p.exists() else "" for p in inputs),
-                      digest_of(theirs[["coder", "unit_id", "codes", "memo", "sheet"]]) if len(theirs) else "")
+                      digest_of(theirs[["coder", "unit_id", "codes", "memo", "sheet"]]))
     workbooks = [study.root / w for w in _json(study.interim / "export_state.json")]
     if _done_before(study, "workbooks", key, workbooks) is not None:
         _remember_shown(study)
