@@ -70,7 +70,7 @@ class _Columns:
 
 TURN_FIELDS = ("transcript_id", "case", "session", "participant", "source_file", "seq", "turn_id", "speaker",
                "role", "text", "start_s", "end_s")
-STOP_FIELDS = ("stop_no", "video_s", "session_s", "after_seq", "source_line")
+STOP_FIELDS = ("stop_no", "video_s", "session_s", "after_seq", "source_line", "recall_end_seq")
 
 
 def session_times(session: pd.DataFrame) -> np.ndarray:
@@ -108,6 +108,8 @@ def align(turns: pd.DataFrame, stops: pd.DataFrame, window_s: float = 60.0) -> A
     warnings: list[str] = []
     sessions = grouped(turns[turns["kind"] == "session"], ["case", "session"], "seq", TURN_FIELDS)
     interviews = grouped(turns[turns["kind"] == "ipr"], ["transcript_id"], "seq", TURN_FIELDS)
+    if "recall_end_seq" not in stops:  # (a table of stops made by hand, or by an older version)
+        stops = stops.assign(recall_end_seq=-1)
     stops_of = grouped(stops, ["transcript_id"], "stop_no", STOP_FIELDS)
     no_stops = dict.fromkeys(STOP_FIELDS, [])
     warnings_of: dict[str, list[str]] = {}
@@ -136,9 +138,11 @@ def align(turns: pd.DataFrame, stops: pd.DataFrame, window_s: float = 60.0) -> A
         prev_s = None
         after = its_stops["after_seq"] + [int(cols.seq.max())]
         stop_rows = zip(*(its_stops[c] for c in STOP_FIELDS), strict=True)
-        for k, ((stop_no, video_s, session_s, _, source_line), seg_id) in enumerate(
+        for k, ((stop_no, video_s, session_s, _, source_line, recall_end), seg_id) in enumerate(
                 zip(stop_rows, seg_ids, strict=True)):
-            lo, hi = np.searchsorted(cols.seq, [after[k], after[k + 1]], side="right")
+            # the recall runs to the next stop, or to where the video plays again ("[Video resumed]")
+            end = after[k + 1] if recall_end < 0 else min(after[k + 1], recall_end)
+            lo, hi = np.searchsorted(cols.seq, [after[k], end], side="right")
             recall = range(lo, hi)
             row = {
                 "segment_id": seg_id, "transcript_id": tid, "case": case, "session": session,

@@ -131,3 +131,23 @@ def test_the_session_replayed_in_an_interview_is_not_the_recall(study, participa
     assert f"{other}: I said it was my brother." in segs["recall_dialogue"].iloc[0]
     assert (f"D1_S1_ipr-{participant}.txt: 2 turns labelled as the {role} "
             f"({other}) are read as the session replayed on the video, not as the {participant}'s recall") in output
+
+
+@pytest.mark.parametrize("name, text", [
+    ("D1_S1_ipr-client.txt",
+     "I: Let's watch.\n[Video playing]\nC: I don't know. Wherever.\n[Video paused at 00:02:15]\n"
+     "I: What was going on for you there?\nC: I felt unheard.\n[Video resumed at 00:02:15]\n"
+     "C: Maybe.\n[Video paused at 00:03:05]\nI: And here?\nC: Relieved.\n"),
+    ("D1_S1_ipr-client.csv",
+     "speaker,text\nI,Let's watch.\n,[Video playing]\nC,I don't know. Wherever.\n,[Video paused at 00:02:15]\n"
+     "I,What was going on for you there?\nC,I felt unheard.\nI,[Video resumed at 00:02:15]\n"
+     "C,Maybe.\n,[Video paused at 00:03:05]\nI,And here?\nC,Relieved.\n"),
+])
+def test_the_video_playing_again_ends_the_recall(study, name, text):
+    """The session replayed between stops is often written down in the interview, after a note that the video
+    plays again: the client's words there are the session's, not the recall, and the note is not a stop."""
+    (study / "data" / "raw" / name).write_text(text)
+    turns, segs, _ = run(study)
+    assert list(segs["video_s"]) == [135, 185]
+    assert list(segs["recall_text"]) == ["I felt unheard.", "Relieved."]
+    assert "Maybe." not in segs["recall_dialogue"].iloc[0]

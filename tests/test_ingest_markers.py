@@ -5,7 +5,7 @@ import pytest
 from pipeline.conventions import find_annotations
 from pipeline.errors import InputError
 from pipeline.ingest.roles import assign_role, unknown_label_warning
-from pipeline.ingest.stops import find_stop, match_stop
+from pipeline.ingest.stops import find_stop, is_play_marker, match_stop
 
 
 @pytest.mark.parametrize("line, seconds", [
@@ -51,12 +51,25 @@ def test_stop_markers(line, seconds):
     "00:00:03 Speaker 1",
     "(Video paused 4:12] and more",  # brackets that do not match
     "we stopped (4:12) there",
+    "[Video resumed at 00:03:07]",  # the video playing again: not a stop
+    "[Video plays from 00:02:50]",
+    "[Tape restarted 3:07]",
     "[inaudible (00:12:31)]",
     "Stop 1 (04:12] more",
     "",
 ])
 def test_not_stop_markers(line):
     assert find_stop(line) is None
+
+
+@pytest.mark.parametrize("line, plays", [
+    ("[Video playing]", True), ("(video plays)", True), ("[Video resumed at 00:03:07]", True),
+    ("*** Video continues ***", True), ("Video resumed", True), ("[Playing the video from 2:50]", True),
+    ("[Video paused at 00:04:12]", False), ("[Replay]", False), ("The video plays a big role here.", False),
+    ("[crosstalk]", False), ("C: the video started to play", False), ("[Video playing", False),
+])
+def test_markers_of_the_video_playing_again(line, plays):
+    assert is_play_marker(line) is plays
 
 
 def test_stop_marker_followed_by_a_turn_keeps_the_rest():

@@ -27,7 +27,9 @@ from .roles import assign_role, unknown_label_warning
 
 TURN_COLUMNS = ["transcript_id", "case", "session", "kind", "participant", "turn_id", "seq", "speaker", "role",
                 "start_s", "end_s", "text", "source_file", "source_line", "annotations"]
-STOP_COLUMNS = ["transcript_id", "stop_no", "video_s", "session_s", "source_line", "after_seq"]
+# after_seq: the turns before the stop; recall_end_seq: the last turn of its recall when a marker of the video
+# playing again ends it (-1: the recall runs to the next stop)
+STOP_COLUMNS = ["transcript_id", "stop_no", "video_s", "session_s", "source_line", "after_seq", "recall_end_seq"]
 
 
 @dataclass
@@ -81,13 +83,17 @@ def rows_for(source: Source, parsed: Parsed, speakers: dict[str, str],
         })
     warnings += _replayed(turns, source, name)
     stops = []
+    real = [s for s in parsed.stops if not s.plays]
     if source.kind == "ipr":
-        for n, s in enumerate(parsed.stops, 1):
-            stops.append({"transcript_id": tid, "stop_no": n, "video_s": s.video_s,
-                          "session_s": s.video_s + source.offset_s, "source_line": s.line,
-                          "after_seq": s.after_turn})
-    elif parsed.stops:
-        warnings.append(f"data/raw/{source.file}: {len(parsed.stops)} stop marker(s) in a session transcript "
+        for s in parsed.stops:
+            if not s.plays:
+                stops.append({"transcript_id": tid, "stop_no": len(stops) + 1, "video_s": s.video_s,
+                              "session_s": s.video_s + source.offset_s, "source_line": s.line,
+                              "after_seq": s.after_turn, "recall_end_seq": -1})
+            elif stops and stops[-1]["recall_end_seq"] < 0:  # the video plays again: the recall has ended
+                stops[-1]["recall_end_seq"] = s.after_turn
+    elif real:
+        warnings.append(f"data/raw/{source.file}: {len(real)} stop marker(s) in a session transcript "
                         "were ignored (stops belong in IPR interviews; check the manifest's kind)")
     return turns, stops, warnings
 
@@ -221,7 +227,7 @@ def ingest(study: Study, keep_going: bool = False, progress=None) -> Ingested:
     turns = turns.astype({"start_s": "float64", "end_s": "float64", "seq": "int64", "source_line": "int64"})
     stops = pd.DataFrame(stop_rows, columns=STOP_COLUMNS).astype(
         {"stop_no": "int64", "video_s": "float64", "session_s": "float64", "source_line": "int64",
-         "after_seq": "int64"})
+         "after_seq": "int64", "recall_end_seq": "int64"})
     if reused:
         order = {s.transcript_id: i for i, s in enumerate(good)}
         turns = _in_order(_concat(cache.rows("turns", reused), turns), order, "seq")

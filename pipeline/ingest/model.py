@@ -23,6 +23,7 @@ class Stop:
     video_s: float
     line: int
     after_turn: int  # how many turns of the file come before the marker
+    plays: bool = False  # a marker of the video playing again ("[Video resumed]"): it ends the stop's recall
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pipeline.errors import InputError, problem
 from pipeline.ingest.elan import read_eaf
 from pipeline.ingest.encoding import read_text
 from pipeline.ingest.model import Parsed, Stop
-from pipeline.ingest.stops import compile_patterns, match_stop
+from pipeline.ingest.stops import compile_patterns, is_play_marker, match_stop
 from pipeline.ingest.subtitles import read_srt, read_vtt
 from pipeline.ingest.tables import read_csv, read_xlsx
 from pipeline.ingest.text import read_text_file
@@ -104,6 +104,9 @@ def split_stops(parsed: Parsed, stop_patterns: Sequence[str] = ()) -> None:
         if stop:
             found.append(Stop(video_s=stop[0], line=turn.line, after_turn=len(kept)))
             turn.text = turn.text[stop[1]:].strip()
+        elif is_play_marker(turn.text):
+            found.append(Stop(video_s=float("nan"), line=turn.line, after_turn=len(kept), plays=True))
+            turn.text = ""
         if turn.text:
             kept.append(turn)
     if not found:

@@ -32,6 +32,26 @@ _STOP_WORD = re.compile(
     re.IGNORECASE,
 )
 _STARTS_WITH_STOP_WORD = re.compile(r"^(?:" + _STOP_WORD.pattern + r")", re.IGNORECASE)
+# The video playing again: "[Video resumed at 00:03:07]", "(tape plays)", "[Playing from 2:50]".  Not a stop,
+# though it names the video and a time; the turns after it, up to the next stop, are the session replayed.
+_STOP_VERB = re.compile(r"\b(?:stop|stopped|stops|pause|paused|halt|halted|freeze|frozen)\b", re.IGNORECASE)
+_PLAY_WORD = re.compile(r"\b(?:play|plays|playing|played|resume|resumes|resumed|resuming|restart|restarts|"
+                        r"restarted|start|starts|started|continue|continues|continued|rolling|rolls|runs|running|"
+                        r"on)\b", re.IGNORECASE)
+_VIDEO = re.compile(r"\b(?:video|tape|recording|playback|replay|clip|film)\b", re.IGNORECASE)
+_PLAY_LINE = re.compile(r"^\s*(?P<open>\[|\(|\{|<<|<|\*+|-{2,}|={2,}|#+)?\s*(?P<words>[^\[\](){}<>*\n]{1,60}?)\s*"
+                        r"(?P<close>\]|\)|\}|>>|>|\*+|-{2,}|={2,}|#+)?\s*$")
+
+
+def is_play_marker(line: str) -> bool:
+    """Whether ``line`` records the video playing again (after a stop): a bracketed note, or a line that begins
+    with the video, naming it and a play word and no stop word."""
+    m = _PLAY_LINE.match(line)
+    if not m or bool(m["open"]) != bool(m["close"]):
+        return False
+    words = m["words"]
+    return bool(_VIDEO.search(words) and _PLAY_WORD.search(words) and not _STOP_VERB.search(words)
+                and (m["open"] or _VIDEO.match(words)))
 _HAS_TIME = re.compile(r"\d:\d")  # a cheap first look: most lines of a transcript have no time at all
 
 
@@ -66,6 +86,8 @@ def match_stop(line: str, extra_patterns: Sequence[str] = ()) -> tuple[float, in
     m = _MARKER.match(line) if _HAS_TIME.search(line, 0, 120) else None
     if not m or not _STOP_WORD.search(m["words"]):
         return None
+    if _PLAY_WORD.search(m["words"]) and not _STOP_VERB.search(m["words"]):
+        return None  # "[Video resumed at 00:03:07]": the video playing, not stopped
     end = m.end()
     if m["open"]:
         close = _CLOSE[m["open"] if m["open"] in _CLOSE else m["open"][0]].match(line, end)

@@ -22,7 +22,7 @@ from pathlib import Path
 from pipeline.errors import problem
 from pipeline.ingest.model import Parsed, Stop, Turn
 from pipeline.ingest.roles import is_known_label
-from pipeline.ingest.stops import match_stop
+from pipeline.ingest.stops import is_play_marker, match_stop
 from pipeline.timecode import TIME, parse_time
 
 Lines = Iterable[tuple[int, str]]  # (1-based line or paragraph number, text)
@@ -110,6 +110,9 @@ def parse_lines(lines: Lines, path: Path | str, stop_patterns: Sequence[str] = (
             line = line[stop[1]:].strip()
             if not line:
                 continue
+        if is_play_marker(line):
+            stops.append(Stop(video_s=float("nan"), line=number, after_turn=len(turns), plays=True))
+            continue
         if _FOOTER.match(line):
             continue
         m = _turn_start(line, grammar)
