@@ -46,7 +46,7 @@ _PLAY_LINE = re.compile(r"^\s*(?P<open>\[|\(|\{|<<|<|\*+|-{2,}|={2,}|#+)?\s*(?P<
 def is_play_marker(line: str) -> bool:
     """Whether ``line`` records the video playing again (after a stop): a bracketed note, or a line that begins
     with the video, naming it and a play word and no stop word."""
-    m = _PLAY_LINE.match(line)
+    m = _PLAY_LINE.match(line) if len(line) < 80 and _VIDEO.search(line) else None  # (most lines: no video)
     if not m or bool(m["open"]) != bool(m["close"]):
         return False
     words = m["words"]
