@@ -308,7 +308,8 @@ def _appendix_sequences(d: WordDoc, out) -> None:
 def _appendix_segments(d: WordDoc, out) -> None:
     d.para("As the 3RS does, each session is divided into 5-minute segments; the table counts, per segment, the "
            "client turns with a withdrawal or confrontation marker (a turn with both counts in both columns), the "
-           "turns with a resolution strategy, and the ruptures that were repaired.")
+           "turns with a resolution strategy, and the ruptures that were repaired. A segment without session "
+           "turns was not transcribed: its zeros say nothing.")
     d.table("Ruptures per 5 minutes", out["Ruptures per 5 minutes"], "Rupture markers per 5-minute segment")
 
 

@@ -31,8 +31,8 @@ SEQUENCE_COLUMNS = ["case", "session", "transcript_id", "rupture_turn_id", "rupt
                     "time_to_repair_s", "status"]
 SUMMARY_COLUMNS = ["case", "session", "ruptures", "withdrawal", "confrontation", "resolutions", "repaired",
                    "resolution_rate", "median_time_to_repair_s", "mean_time_to_repair_s"]
-SEGMENT_COLUMNS = ["case", "session", "segment", "from_s", "to_s", "withdrawal", "confrontation", "ruptures",
-                   "resolutions", "repaired"]
+SEGMENT_COLUMNS = ["case", "session", "segment", "from_s", "to_s", "turns", "withdrawal", "confrontation",
+                   "ruptures", "resolutions", "repaired"]
 ALL = "(all)"
 
 
@@ -185,11 +185,13 @@ def session_durations(turns: pd.DataFrame, timed: pd.DataFrame | None = None) ->
 
 def ruptures_per_segment(ruptures: pd.DataFrame, resolutions: pd.DataFrame, sequences: pd.DataFrame,
                          turns: pd.DataFrame, segment_s: float = SEGMENT_S,
-                         durations: pd.DataFrame | None = None) -> pd.DataFrame:
+                         timed: pd.DataFrame | None = None) -> pd.DataFrame:
     """Ruptures (client turns with a rupture code) by type, resolutions and repaired ruptures per segment of
-    ``segment_s`` seconds of every timed session, empty segments included.  ``durations``: the
-    :func:`session_durations` of ``turns``, when the caller has them already."""
-    durations = session_durations(turns) if durations is None else durations
+    ``segment_s`` seconds of every timed session, empty segments included, with the session turns in each (none:
+    a stretch not transcribed, whose zeros say nothing).  ``timed``: the :func:`timed_session_turns` of
+    ``turns``, when the caller has them already."""
+    timed = timed_session_turns(turns) if timed is None else timed
+    durations = session_durations(turns, timed)
     n_of = {d.transcript_id: max(1, math.ceil(d.duration_s / segment_s))
             for d in durations.itertuples(index=False) if not _missing(d.duration_s)}
     repaired = set(sequences.loc[sequences["status"] == "repaired", "rupture_turn_id"].tolist())
@@ -214,6 +216,7 @@ def ruptures_per_segment(ruptures: pd.DataFrame, resolutions: pd.DataFrame, sequ
         "ruptures": np.ones(len(ruptures), dtype=int),
         "repaired": np.fromiter((t in repaired for t in ruptures["turn_id"].tolist()), dtype=int, count=len(ruptures))})
     res = counts(resolutions, {"resolutions": np.ones(len(resolutions), dtype=int)})
+    said = counts(timed, {"turns": np.ones(len(timed), dtype=int)})
     rows = []
     for d in durations.itertuples(index=False):
         if d.transcript_id not in n_of:
@@ -222,8 +225,8 @@ def ruptures_per_segment(ruptures: pd.DataFrame, resolutions: pd.DataFrame, sequ
             w, c, n, fixed = rup.get((d.transcript_id, k), (0, 0, 0, 0))
             rows.append({"case": d.case, "session": d.session, "segment": k + 1, "from_s": k * segment_s,
                          "to_s": min((k + 1) * segment_s, max(d.duration_s, k * segment_s)),
-                         "withdrawal": w, "confrontation": c, "ruptures": n,
-                         "resolutions": res.get((d.transcript_id, k), (0,))[0], "repaired": fixed})
+                         "turns": said.get((d.transcript_id, k), (0,))[0], "withdrawal": w, "confrontation": c,
+                         "ruptures": n, "resolutions": res.get((d.transcript_id, k), (0,))[0], "repaired": fixed})
     return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
 
 

@@ -301,7 +301,7 @@ def compute_sequences(codes: pd.DataFrame, turns: pd.DataFrame, source: str, win
     res = seq.resolution_markers(mine, turns, timed)
     s = seq.repair_sequences(rup, res, window_s)
     return Sequences(source, rup, res, s, seq.resolution_summary(s, res, durations),
-                     seq.ruptures_per_segment(rup, res, s, turns, durations=durations))
+                     seq.ruptures_per_segment(rup, res, s, turns, timed=timed))
 
 
 def repair_summary_table(runs: list[Sequences]) -> pd.DataFrame:
@@ -348,10 +348,11 @@ def per_segment_table(runs: list[Sequences]) -> pd.DataFrame:
         for x in r.per_segment.itertuples(index=False):
             rows.append({"coded by": r.source, "case": x.case, "session": x.session,
                          "5-minute segment": f"{x.segment}: {seq.segment_label(x.from_s, x.to_s)}",
-                         "withdrawal": x.withdrawal, "confrontation": x.confrontation, "ruptures": x.ruptures,
-                         "resolutions": x.resolutions, "repaired": x.repaired, "from (s)": x.from_s})
-    return pd.DataFrame(rows, columns=["coded by", "case", "session", "5-minute segment", "withdrawal",
-                                       "confrontation", "ruptures", "resolutions", "repaired",
+                         "session turns": x.turns, "withdrawal": x.withdrawal, "confrontation": x.confrontation,
+                         "ruptures": x.ruptures, "resolutions": x.resolutions, "repaired": x.repaired,
+                         "from (s)": x.from_s})
+    return pd.DataFrame(rows, columns=["coded by", "case", "session", "5-minute segment", "session turns",
+                                       "withdrawal", "confrontation", "ruptures", "resolutions", "repaired",
                                        "from (s)"])
 
 

@@ -130,7 +130,17 @@ def test_ruptures_counted_per_five_minute_segment():
     assert list(per["withdrawal"]) == [2, 0, 1] and list(per["confrontation"]) == [2, 0, 0]
     assert list(per["resolutions"]) == [1, 1, 1]
     assert list(per["repaired"]) == [1, 0, 1]
+    assert list(per["turns"]) == [4, 1, 2]
     assert sq.segment_label(300, 600) == "0:05:00–0:10:00"
+
+
+def test_a_segment_not_transcribed_has_no_session_turns():
+    """Teams sometimes transcribe only the stretches of session around the IPR stops: the segments between have
+    no turns, so their zeros say nothing (the report says so)."""
+    partial = TURNS[TURNS["seq"] != 5]
+    r, res = sq.rupture_markers(CODES, partial), sq.resolution_markers(CODES, partial)
+    per = sq.ruptures_per_segment(r, res, sq.repair_sequences(r, res, 300), partial)
+    assert list(per["turns"]) == [4, 0, 2] and list(per["ruptures"]) == [3, 0, 1]
 
 
 def test_empty_inputs_give_empty_tables_with_their_columns():
