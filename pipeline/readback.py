@@ -261,9 +261,9 @@ def about_line(transcript_id: str, coder: str, codebook) -> str:
         line += (" Record here what the coders decided when they met: this workbook is the consensus, not one more "
                  "coder in the agreement between coders. On a unit you code here (with codes, or a memo for 'no "
                  "code'), the consensus is your codes; on a unit you leave blank, it is the codes two or more coders "
-                 "gave it. 'coders' codes' shows what each coder gave each unit (as their workbooks stood at the "
-                 "last run), and 'disputed' the codes some of them gave it and others did not: filter it to go "
-                 "through the disagreements.")
+                 "gave it (or the one coder's, where one coded it). 'coders' codes' shows what each coder gave each "
+                 "unit (as their workbooks stood at the last run), and 'disputed' the codes some of them gave it and "
+                 "others did not: filter it to go through the disagreements.")
     return line
 
 

@@ -368,7 +368,7 @@ def run_report(study: Study, log: RunLog, codebook=None):
     codebook = codebook or load_codebook(study)
     tables = {name: _table(study, name, made_by) for name, made_by in
               [("turns", "ingest"), ("segments", "align"), ("alignment", "align"), ("codes", "code")]}
-    tables["decided"] = _decided(study, tables)
+    tables["coded"] = _coded(study, tables)
     previous = study.interim / "run.json"
     if not log.inputs and previous.exists():  # `ipr report` alone: the audit trail of the last full run
         old = json.loads(previous.read_text())
@@ -380,16 +380,16 @@ def run_report(study: Study, log: RunLog, codebook=None):
     return build_report(study, codebook, tables, audit(study, codebook, log))
 
 
-def _decided(study: Study, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The units the consensus coder coded (a code or a memo): there, the report's consensus is its codes."""
+def _coded(study: Study, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """(coder, unit_id) of the units each coder coded (a code or a memo): who coded a unit decides whose codes
+    are the report's consensus there."""
     from .readback import coded_entries
 
     path = study.interim / "coder_entries.parquet"
-    if CONSENSUS not in study.coders() or not path.exists():
-        return pd.DataFrame({"unit_id": []})
-    entries = pd.read_parquet(path, filters=[("coder", "==", CONSENSUS)])
+    if not path.exists():
+        return pd.DataFrame({"coder": [], "unit_id": []})
     units = set(tables["turns"]["turn_id"]) | set(tables["segments"]["segment_id"])
-    return coded_entries(entries, units)[["unit_id"]].drop_duplicates(ignore_index=True)
+    return coded_entries(pd.read_parquet(path), units)[["coder", "unit_id"]].drop_duplicates(ignore_index=True)
 
 
 def audit(study: Study, codebook, log: RunLog) -> dict:

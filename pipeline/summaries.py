@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 
 from . import sequences as seq
@@ -142,17 +143,29 @@ def human_coders(codes: pd.DataFrame) -> list[str]:
     return sorted(_distinct(codes["coder"]) - {AUTO, CONSENSUS})
 
 
-COMPUTED = "(two or more coders)"  # the rule_id of a computed consensus: whose codes they are, in codes tables
+# The rule_id of a consensus code the report made (not the consensus coder's): whose codes they are.
+COMPUTED = "(two or more coders)"  # the codes two or more of the coders who coded a unit gave it
+SINGLE = "(one coder)"  # the codes of the one coder who coded a unit
+MADE = (COMPUTED, SINGLE)
 
 
-def consensus(codes: pd.DataFrame, min_coders: int = 2) -> pd.DataFrame:
-    """The codes that two or more coders gave the same unit (coder ``consensus``): the consensus of a study whose
-    consensus coder has not coded."""
+def consensus(codes: pd.DataFrame, coded: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The coders' codes as one (coder ``consensus``): on a unit two or more coders coded, the codes two or more of
+    them gave it; on a unit one coder coded (a study that double-codes a part for reliability), that coder's.
+    ``coded``: (coder, unit_id) of every unit each coder coded, a memo alone too (the codes table does not hold
+    those); without it, who coded a unit is told by the codes."""
     human = codes[~codes["coder"].isin([AUTO, CONSENSUS])]
     per = human.drop_duplicates(["unit_type", "unit_id", "code_id", "coder"])
-    n = per.groupby(["unit_type", "unit_id", "code_id"], sort=False)["coder"].nunique()
-    agreed = n[n >= min_coders].reset_index()[["unit_type", "unit_id", "code_id"]]
-    return agreed.assign(coder=CONSENSUS, rule_id=COMPUTED, evidence="", start_char=-1, end_char=-1)
+    n = per.groupby(["unit_type", "unit_id", "code_id"], sort=False)["coder"].nunique().reset_index(name="n")
+    coders_of = per.groupby("unit_id")["coder"].nunique()
+    if coded is not None:
+        listed = coded[~coded["coder"].isin([AUTO, CONSENSUS])].drop_duplicates(["unit_id", "coder"])
+        coders_of = coders_of.combine(listed.groupby("unit_id").size(), max, fill_value=0)
+    alone = n["unit_id"].map(coders_of).fillna(1).to_numpy() <= 1
+    keep = (n["n"] >= 2).to_numpy() | alone
+    return n.loc[keep, ["unit_type", "unit_id", "code_id"]].assign(
+        coder=CONSENSUS, rule_id=np.where(alone[keep], SINGLE, COMPUTED), evidence="", start_char=-1,
+        end_char=-1).reset_index(drop=True)
 
 
 def sources(codes: pd.DataFrame) -> list[str]:
@@ -164,26 +177,29 @@ def sources(codes: pd.DataFrame) -> list[str]:
 
 def consensus_made_of(codes: pd.DataFrame) -> str:
     """Whose the consensus of ``with_consensus`` is, as the report says it."""
-    agreed = codes[codes["coder"] == CONSENSUS]
-    computed = (agreed["rule_id"] == COMPUTED).any()
-    if len(agreed) and not computed:
+    rules = set(codes.loc[codes["coder"] == CONSENSUS, "rule_id"])
+    if rules and not rules & set(MADE):
         return "the codes of the consensus coder, in data/coded/consensus/"
-    if computed and (agreed["rule_id"] != COMPUTED).any():
-        return ("the codes of the consensus coder on the units it coded (data/coded/consensus/), and on the others "
-                "the codes that two or more coders gave the same unit")
-    return "the codes that two or more coders gave the same unit"
+    parts = (["the consensus coder's codes where it coded the unit (data/coded/consensus/)"] if rules - set(MADE)
+             else []) + ["the codes two or more coders gave it where two or more coded it"]
+    if SINGLE in rules:
+        parts.append("the coder's codes where one coder coded it")
+    return "per unit, " + "; ".join(parts)
 
 
-def with_consensus(codes: pd.DataFrame, decided=()) -> pd.DataFrame:
+def with_consensus(codes: pd.DataFrame, coded: pd.DataFrame | None = None) -> pd.DataFrame:
     """The codes with the consensus: on a unit the consensus coder coded, its codes (a meeting decides the units
-    the coders disagreed on); on any other, the codes that two or more coders gave it.  ``decided``: the units the
-    consensus coder coded with a memo and no code (the codes table does not hold them)."""
+    the coders disagreed on); on any other, the coders' codes as :func:`consensus` makes them one.  ``coded``:
+    (coder, unit_id) of every unit each coder coded, with a memo alone too."""
     agreed = codes[codes["coder"] == CONSENSUS]
-    if len(human_coders(codes)) < 2 or (agreed["rule_id"] == COMPUTED).any():
+    if len(human_coders(codes)) < 2 or agreed["rule_id"].isin(MADE).any():
         return codes
-    computed = consensus(codes)
-    computed = computed[~computed["unit_id"].isin(set(agreed["unit_id"]) | set(decided))]
-    return pd.concat([codes, computed], ignore_index=True) if len(computed) else codes
+    decided = set(agreed["unit_id"])
+    if coded is not None:
+        decided |= set(coded.loc[coded["coder"] == CONSENSUS, "unit_id"])
+    made = consensus(codes, coded)
+    made = made[~made["unit_id"].isin(decided)]
+    return pd.concat([codes, made], ignore_index=True) if len(made) else codes
 
 
 def coded_units(codes: pd.DataFrame, turns: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
@@ -374,9 +390,9 @@ _NO_CODES = pd.DataFrame(columns=["unit_type", "unit_id", "code_id", "coder"])
 
 
 def recall_codes(codes: pd.DataFrame, unit_id: str) -> tuple[list[str], str]:
-    """A recall's ``recall.*`` codes and whose they are: the coders' consensus where two or more coders coded the
-    recall, otherwise the automatic suggestions.  ``codes``: the codes table, or a dict of its segment rows by
-    unit (faster for many recalls)."""
+    """A recall's ``recall.*`` codes and whose they are: the coders' consensus where ``codes`` has consensus rows
+    for the recall (:func:`with_consensus`) or two or more coders coded it, otherwise the automatic suggestions.
+    ``codes``: the codes table, or a dict of its segment rows by unit (faster for many recalls)."""
     if isinstance(codes, dict):
         mine = codes.get(unit_id, _NO_CODES)
     else:
@@ -617,9 +633,8 @@ class Counted:
 
 
 def consensus_codes(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The codes table with the consensus (``tables["decided"]``, optional: the units the consensus coder coded)."""
-    decided = tables.get("decided")
-    return with_consensus(tables["codes"], () if decided is None else decided["unit_id"])
+    """The codes table with the consensus (``tables["coded"]``, optional: the units each coder coded)."""
+    return with_consensus(tables["codes"], tables.get("coded"))
 
 
 def count_codes(tables: dict[str, pd.DataFrame], codebook) -> Counted:

@@ -652,9 +652,9 @@ def test_the_consensus_coder_is_the_reports_consensus_and_not_a_coder_who_agrees
     assert result.exit_code == 0, result.output
 
     by_code = pd.read_excel(root / "reports" / "tables.xlsx", sheet_name="Codes by code").set_index("code_id")
-    assert by_code.loc[Y, "consensus"] == 2  # c[0] and c[1], as the meeting decided
+    assert by_code.loc[Y, "consensus"] == 3  # c[0] and c[1], as the meeting decided; c[6], coded by coder_b alone
     assert by_code.loc[X, "consensus"] == 0  # both coders gave X to c[0], but the meeting gave it Y
-    assert by_code.loc[Z, "consensus"] == 1  # t[0]: both coders gave Z, and the meeting did not take it up
+    assert by_code.loc[Z, "consensus"] == 2  # t[0]: both coders gave Z, not taken up; t[1]: coder_a's alone
     assert by_code.loc[R1, "consensus"] == 0  # s[0]: both coders gave R1, and the meeting decided on no code
     agreement = pd.read_csv(root / "reports" / "agreement.csv")
     assert agreement.loc[agreement["code_id"] == "(all codes)", "coders"].item() == 2
@@ -662,8 +662,9 @@ def test_the_consensus_coder_is_the_reports_consensus_and_not_a_coder_who_agrees
     assert "consensus" in set(versus["coder"])
     text = "\n".join(p.text for p in Document(str(root / "reports" / "summary.docx")).paragraphs)
     assert (f"Human coding: coder_a ({_share(root, 'coder_a')} of the units coded), coder_b ({_share(root, 'coder_b')} "
-            "of the units coded); the consensus is the codes of the consensus coder on the units it coded "
-            "(data/coded/consensus/), and on the others the codes that two or more coders gave the same unit") in text
+            "of the units coded); the consensus is per unit, the consensus coder's codes where it coded the unit "
+            "(data/coded/consensus/); the codes two or more coders gave it where two or more coded it; the coder's "
+            "codes where one coder coded it") in text
     # the disagreements show what the meeting decided: c[1] was X (coder_a) and Y; c[3] X and Y2 (coder_b)
     listed = pd.read_csv(root / "reports" / "disagreements.csv", keep_default_na=False).set_index(
         ["unit_id", "code_id"])["consensus"]
@@ -683,14 +684,20 @@ def test_the_consensus_coder_is_the_reports_consensus_and_not_a_coder_who_agrees
 
 
 def test_without_a_consensus_coder_the_consensus_is_what_two_coders_gave(study):
+    """... on a unit both coded; on a unit one coded, that coder's codes; a memo alone counts as coding it."""
     from docx import Document
 
     by_code = pd.read_excel(study["root"] / "reports" / "tables.xlsx", sheet_name="Codes by code").set_index("code_id")
-    assert by_code.loc[X, "consensus"] >= 1  # both coders gave X to c[0]
+    a, b = study["plan"]["coder_a"], study["plan"]["coder_b"]
+    for code in (X, Y, Y2, Z, R1, R2):
+        agreed = {u for u in a.keys() & b.keys() if code in a[u][0] and code in b[u][0]}
+        alone = {u for u, (cs, _) in [*a.items(), *b.items()] if code in cs and not (u in a and u in b)}
+        assert by_code.loc[code, "consensus"] == len(agreed | alone), code
     text = "\n".join(p.text for p in Document(str(study["root"] / "reports" / "summary.docx")).paragraphs)
     root = study["root"]
     assert (f"Human coding: coder_a ({_share(root, 'coder_a')} of the units coded), coder_b ({_share(root, 'coder_b')} "
-            "of the units coded); the consensus is the codes that two or more coders gave") in text
+            "of the units coded); the consensus is per unit, the codes two or more coders gave it where two or more "
+            "coded it; the coder's codes where one coder coded it") in text
 
 
 def _turns(tid, *rows):

@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 from pipeline.codebook import Code, Codebook
 from pipeline.report import build_report, pair_rows
 from pipeline.study import Settings, Study
-from pipeline.summaries import report_tables
+from pipeline.summaries import COMPUTED, SINGLE, consensus_made_of, report_tables, with_consensus
 from pipeline.word import DOCX_HIDDEN, cell_text, docx_cells
 
 CODES = [
@@ -266,7 +266,7 @@ def test_code_frequencies_count_units_per_source_with_consensus(report):
     assert by_code.loc["rupture.withdrawal.minimal_response", "auto"] == 3
     assert by_code.loc["rupture.withdrawal.minimal_response", "name"] == "Minimal response"
     assert by_code.loc["rupture.confrontation.complaint_therapist", "consensus"] == 1
-    assert by_code.loc["rupture.withdrawal.minimal_response", "consensus"] == 0  # only coder_a
+    assert by_code.loc["rupture.withdrawal.minimal_response", "consensus"] == 1  # t2: coder_a alone coded it
     assert by_code.loc["recall.rupture.unheard", "consensus"] == 1
     # codebook order, not alphabetical
     assert list(by_code.index[:2]) == ["rupture.withdrawal.minimal_response", "rupture.withdrawal.denial"]
@@ -296,7 +296,8 @@ def test_rupture_sequences_in_the_report(report):
         "Denial; Minimal response")
     assert auto.iloc[0]["resolution strategy"] == "Validating the defensive posture"
     cons = s[s["coded by"] == "consensus"]
-    assert list(cons["outcome"]) == ["no repair in window"]  # coder_a alone coded the rationale
+    # t2 (coder_a alone coded it) has no repair; t6 (both coders) was repaired by t7's rationale (coder_a's alone)
+    assert list(cons["outcome"]) == ["no repair in window", "repaired"]
     summary = tables["Repair summary"]
     a = summary[summary["coded by"] == "auto"].iloc[0]
     assert (a["ruptures"], a["repaired"], a["resolution rate"], a["median time to repair"]) == (4, 3, "75%",
@@ -544,9 +545,36 @@ def test_a_long_table_shows_its_first_rows_and_says_where_the_rest_is(study, mon
     seq = captioned_tables(doc)["Rupture sequences"]
     assert seq == shown(data.tables["Rupture sequences"], "Rupture sequences")[:3]
     texts = [p.text for p in doc.paragraphs]
-    assert "The first 2 of 5 rows; all of them are in the sheet 'Rupture sequences' of reports/tables.xlsx." in texts
+    assert "The first 2 of 6 rows; all of them are in the sheet 'Rupture sequences' of reports/tables.xlsx." in texts
     wb = load_workbook(study.reports / "tables.xlsx", read_only=True)
-    assert len(list(wb["Rupture sequences"].iter_rows())) == 6
+    assert len(list(wb["Rupture sequences"].iter_rows())) == 7
+
+
+def test_the_consensus_is_what_two_coders_gave_or_the_one_coders_codes():
+    """A study that double-codes a part for reliability and single-codes the rest: on a unit one coder coded,
+    the consensus is that coder's codes; on a unit two coded, the codes both gave (a memo alone counts as coding
+    it, with no code); on a unit the consensus coder coded, its codes."""
+    def row(unit, code, coder):
+        return {"unit_type": "turn", "unit_id": unit, "code_id": code, "coder": coder, "rule_id": "",
+                "evidence": "", "start_char": -1, "end_char": -1}
+
+    codes = pd.DataFrame([row("t1", "x", "coder_a"), row("t1", "x", "coder_b"), row("t1", "y", "coder_b"),
+                          row("t2", "x", "coder_a"), row("t3", "y", "coder_a"), row("t4", "x", "coder_a"),
+                          row("t4", "x", "coder_b"), row("t4", "y", "consensus")])
+    coded = pd.DataFrame({"coder": ["coder_a", "coder_b", "coder_a", "coder_a", "coder_b", "coder_a", "coder_b",
+                                    "consensus", "consensus"],
+                          "unit_id": ["t1", "t1", "t2", "t3", "t3", "t4", "t4", "t4", "t5"]})
+    made = with_consensus(codes, coded)
+    agreed = made[made["coder"] == "consensus"]
+    assert sorted(zip(agreed["unit_id"], agreed["code_id"], agreed["rule_id"], strict=True)) == [
+        ("t1", "x", COMPUTED), ("t2", "x", SINGLE), ("t4", "y", "")]  # t3: coder_b's memo said no code
+    assert consensus_made_of(made) == (
+        "per unit, the consensus coder's codes where it coded the unit (data/coded/consensus/); the codes two or more "
+        "coders gave it where two or more coded it; the coder's codes where one coder coded it")
+    assert with_consensus(made, coded) is made  # made once
+    without = with_consensus(codes)  # who coded t3 told by the codes alone: coder_a
+    assert ("t3", "y") in set(zip(without.loc[without["coder"] == "consensus", "unit_id"],
+                                  without.loc[without["coder"] == "consensus", "code_id"], strict=True))
 
 
 def test_a_recalls_codes_are_the_consensus_coders_where_it_coded_the_recall():
