@@ -36,6 +36,7 @@ from .readback import (
     coded_entries,
     evidence_of,
     header_row,
+    shown_to_consensus,
     typed_text,
     workbook_path,
 )
@@ -402,6 +403,8 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
              "auto": (auto, None, _positions(auto, auto_tids))}
     used = {"session": SESSION_COLUMNS, "ipr": SEGMENT_COLUMNS, "auto": ("unit_id", "code_id", "evidence")}
     by_workbook = _positions(entries, ["coder", "transcript_id"])
+    theirs = shown_to_consensus(entries, study.coders())
+    their_digests = digests_by(theirs, theirs["transcript_id"])
 
     columns: dict[str, dict[str, list]] = {}
 
@@ -427,13 +430,8 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
             continue
         inputs = sha256_text(FORMAT_VERSION, codebook.digest, str(blind), shown[tid], suggested.get(tid, ""))
         paths = {coder: workbook_path(study, coder, tid) for coder in study.coders()}
-        view = {}  # the consensus coder's workbook also shows what the coders gave each unit
-        if CONSENSUS in paths:
-            theirs = [i for c in paths if c != CONSENSUS for i in by_workbook.get((c, tid), ())]
-            units = set(rows_of(part, tid)["turn_id" if part == "session" else "segment_id"])
-            view = coders_view(entries.iloc[theirs], units, codebook) if theirs else {}
-        inputs_of = {c: sha256_text(inputs, json.dumps(sorted(view.items()))) if c == CONSENSUS else inputs
-                     for c in paths}
+        # (the consensus coder's workbook also shows what the other coders gave each unit)
+        inputs_of = {c: sha256_text(inputs, their_digests.get(tid, "")) if c == CONSENSUS else inputs for c in paths}
         todo = [c for c, path in paths.items()
                 if not (path.exists() and state.get(study.relative(path), {}).get("inputs") == inputs_of[c])]
         if not todo:
@@ -442,6 +440,8 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
         unit_ids = {r[0] for r in rows}
         sheets = {"": (header, rows)}  # what a coder's unit sheet shows; the consensus coder's, with the view
         if CONSENSUS in todo:
+            theirs = [i for c in paths if c != CONSENSUS for i in by_workbook.get((c, tid), ())]
+            view = coders_view(entries.iloc[theirs], unit_ids, codebook) if theirs else {}
             sheets[CONSENSUS] = (header + CODERS_HEADER, [[*r, *view.get(r[0], ("", ""))] for r in rows])
         digests = {k: sha256_text(FORMAT_VERSION, json.dumps(v, default=str), codebook.digest, str(blind))
                    for k, v in sheets.items()}

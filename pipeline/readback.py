@@ -599,6 +599,13 @@ def follow_edits(entries: pd.DataFrame, edited: dict[str, str]) -> tuple[pd.Data
     return entries, lines
 
 
+def shown_to_consensus(entries: pd.DataFrame, coders) -> pd.DataFrame:
+    """What the consensus coder's workbooks show of the other coders' entries (none when the study has no
+    consensus coder): a change in it calls for refreshing them."""
+    shown = entries[entries["coder"] != CONSENSUS] if CONSENSUS in coders else entries[:0]
+    return shown[["transcript_id", "coder", "unit_id", "codes", "memo", "sheet"]]
+
+
 def current_entries(entries: pd.DataFrame, unit_ids=None) -> pd.DataFrame:
     """The entries as they stand once the workbooks are refreshed for the units ``unit_ids`` (None: as read).
 

@@ -29,7 +29,7 @@ from .files import (
     write_parquet,
     write_text,
 )
-from .study import CONSENSUS, Study
+from .study import Study
 
 
 @dataclass
@@ -279,11 +279,11 @@ def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=
     # What every workbook shows comes from these (a coder's own entries never call for a rewrite): when none of
     # them changed and every workbook is there, there is nothing to do, not even a digest per transcript.
     inputs = [study.interim / n for n in ("turns.parquet", "segments.parquet", "code_state.json")]
-    # (the consensus coder's workbooks show the other coders' codes too)
-    theirs = entries[entries["coder"] != CONSENSUS] if CONSENSUS in study.coders() else entries[:0]
+    from .readback import shown_to_consensus
+
     key = sha256_text(code_version(), codebook.digest, repr(study.settings.blind), json.dumps(study.coders()),
                       *(sha256_file(p) if p.exists() else "" for p in inputs),
-                      digest_of(theirs[["coder", "unit_id", "codes", "memo", "sheet"]]))
+                      digest_of(shown_to_consensus(entries, study.coders())))
     workbooks = [study.root / w for w in _json(study.interim / "export_state.json")]
     if _done_before(study, "workbooks", key, workbooks) is not None:
         _remember_shown(study)
