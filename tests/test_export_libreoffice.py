@@ -46,3 +46,25 @@ def test_a_workbook_saved_again_by_libreoffice_keeps_every_cell_and_entry(tmp_pa
     assert [(e["unit_id"], e["codes"], e["memo"], e["sheet"]) for e in entries] == [
         ("D:2", CODES[0], "+ a memo", "Turns"), ("D:0", CODES[1], "", "Removed units")]
     assert entries[1]["removed_on"] == "2024-03-01"
+
+
+def test_the_consensus_coders_workbook_saved_by_libreoffice_reads_back_without_the_coders_view(tmp_path):
+    """Its 'coders' codes' and 'disputed' are the pipeline's columns (several lines in a cell): not the coder's."""
+    from pipeline.readback import CODERS_HEADER
+
+    book = Codebook(title="t", codes=[Code(CODES[0], "Denial"), Code(CODES[1], "Clarify")], digest="x")
+    rows = [["D:1", 1, "0:00:01", "C", "client", "I'm fine.", CODES[0], f"{CODES[0]}: “fine”",
+             f"alice: {CODES[0]}\nbob: no code (memo: not sure)", CODES[0]]]
+    src = tmp_path / "in" / "D01_S1_session.xlsx"
+    write_workbook(src, "session", list(SESSION_HEADER) + CODERS_HEADER, rows, book,
+                   {"D:1": Entry("D:1", "turn", [CODES[0]], "agreed")}, [], digest="d")
+    out = tmp_path / "out"
+    subprocess.run([SOFFICE, f"-env:UserInstallation=file://{tmp_path}/profile", "--headless", "--convert-to",
+                    "xlsx:Calc MS Excel 2007 XML", "--outdir", str(out), str(src)],
+                   check=True, capture_output=True, timeout=120)
+    saved = out / src.name
+    ws = load_workbook(saved)["Turns"]
+    assert ws["I2"].value == f"alice: {CODES[0]}\nbob: no code (memo: not sure)"
+    entries, problems = read_workbook(saved, "x.xlsx", "consensus", CODES, (), {"D:1": ("I'm fine.", "f.txt", 1)})
+    assert problems == []
+    assert [(e["unit_id"], e["codes"], e["memo"], e["extra"]) for e in entries] == [("D:1", CODES[0], "agreed", "")]
