@@ -84,6 +84,25 @@ def test_teams_names_with_a_comma(tmp_path):
     assert turns(write(tmp_path, text)) == [("Doe, Jane", 3, "Hello."), ("Ruiz, Ana", 9, "Hi Jane.")]
 
 
+@pytest.mark.parametrize("text", [
+    "THERAPIST\nHow was your week?\n\nCLIENT\nFine.\nReally.\n",  # a known label alone over its words
+    "Therapist\nHow was your week?\nClient\nFine. Really.\n",
+    "T - How was your week?\nC - Fine. Really.\n",  # a dash or a full stop after the label
+    "T.  How was your week?\nC.  Fine. Really.\n",
+    "T – How was your week?\nC – Fine.\nReally.\n",
+])
+def test_known_labels_without_a_colon(tmp_path, text):
+    assert [(s.upper()[0], t) for s, _, t in turns(write(tmp_path, text))] == [
+        ("T", "How was your week?"), ("C", "Fine. Really.")]
+
+
+def test_words_alone_on_a_line_are_not_labels_without_a_colon(tmp_path):
+    """Only the built-in labels are read as speakers in those layouts: a name or a word alone stays text."""
+    text = "T: How was your week?\nC: Fine.\nHonestly\nDr. Ruiz - not a label here\n"
+    assert turns(write(tmp_path, text)) == [("T", None, "How was your week?"),
+                                            ("C", None, "Fine. Honestly Dr. Ruiz - not a label here")]
+
+
 def test_names_in_brackets_over_their_words(tmp_path):
     """As Zoom saves a meeting's captions, and some services export."""
     text = "[Dr Ruiz] 00:00:05\nHello, how are you today?\n\n[Client] 00:00:12\nFine, I guess.\nTired.\n"

@@ -25,6 +25,10 @@ _BUILT_IN = {
 }
 BUILT_IN: dict[str, str] = {label: role for role, labels in _BUILT_IN.items() for label in labels}
 
+# A built-in label as a pattern (the longest first, any case, numbered by turn or not): for the layouts in which
+# only a known label tells a speaker from the first word of a line ("T - Hello", "CLIENT" over its words).
+KNOWN_LABEL = (r"(?i:" + "|".join(re.escape(label) for label in sorted(BUILT_IN, key=len, reverse=True))
+               + r")(?:[ .#_\-]*\d{1,4})?")
 _TRAILING = re.compile(r"[\s.:;,\-–—]+$")
 _SPACES = re.compile(r"\s+")
 _NUMBERED = re.compile(r"^(?P<label>.*?\D)[\s.#_\-]*\d{1,4}$")  # "T1", "C 12", "Th.3": turns numbered

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pipeline.errors import problem
 from pipeline.ingest.model import Parsed, Stop, Turn
-from pipeline.ingest.roles import is_known_label
+from pipeline.ingest.roles import KNOWN_LABEL, is_known_label
 from pipeline.ingest.stops import is_play_marker, match_stop
 from pipeline.timecode import TIME, parse_time
 
@@ -39,6 +39,10 @@ _GRAMMARS = {
     ),
     "name_time": re.compile(rf"^\[?{_LABEL}\]?\s+[\[(]?(?P<t1>{TIME})[\])]?\s*$"),  # "[Jane Doe] 10:05:32" too
     "time_name": re.compile(rf"^[\[(]?(?P<t1>{TIME})[\])]?\s+{_LABEL}\s*$"),
+    # a known label alone over its words ("THERAPIST"), or before them after a dash or a full stop ("T - Hello",
+    # "C.  Fine"): only the built-in labels, for other words would read as speakers
+    "name_only": re.compile(rf"^(?P<label>{KNOWN_LABEL})\s*$"),
+    "dash": re.compile(rf"^(?:{_SPAN}\s*)?(?P<label>{KNOWN_LABEL})\s*(?:[-–—]|\.(?=\s))\s*(?P<text>.+)$"),
 }
 _BARE_TIME = re.compile(rf"^[\[(]?(?P<t1>{TIME})[\])]?$")  # a time on its own line times the next turn
 _LEADING_TIME = re.compile(rf"^[\[(](?P<t1>{TIME})[\])]\s*")  # "T: [00:01:02] Hello"
