@@ -67,6 +67,7 @@ def test_not_stop_markers(line):
     ("*** Video continues ***", True), ("Video resumed", True), ("[Playing the video from 2:50]", True),
     ("[Video paused at 00:04:12]", False), ("[Replay]", False), ("The video plays a big role here.", False),
     ("[crosstalk]", False), ("C: the video started to play", False), ("[Video playing", False),
+    ("[Notes on the video]", False),
 ])
 def test_markers_of_the_video_playing_again(line, plays):
     assert is_play_marker(line) is plays

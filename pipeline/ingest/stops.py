@@ -36,8 +36,8 @@ _STARTS_WITH_STOP_WORD = re.compile(r"^(?:" + _STOP_WORD.pattern + r")", re.IGNO
 # though it names the video and a time; the turns after it, up to the next stop, are the session replayed.
 _STOP_VERB = re.compile(r"\b(?:stop|stopped|stops|pause|paused|halt|halted|freeze|frozen)\b", re.IGNORECASE)
 _PLAY_WORD = re.compile(r"\b(?:play|plays|playing|played|resume|resumes|resumed|resuming|restart|restarts|"
-                        r"restarted|start|starts|started|continue|continues|continued|rolling|rolls|runs|running|"
-                        r"on)\b", re.IGNORECASE)
+                        r"restarted|start|starts|started|continue|continues|continued|rolling|rolls|runs|running)\b",
+                        re.IGNORECASE)
 _VIDEO = re.compile(r"\b(?:video|tape|recording|playback|replay|clip|film)\b", re.IGNORECASE)
 _PLAY_LINE = re.compile(r"^\s*(?P<open>\[|\(|\{|<<|<|\*+|-{2,}|={2,}|#+)?\s*(?P<words>[^\[\](){}<>*\n]{1,60}?)\s*"
                         r"(?P<close>\]|\)|\}|>>|>|\*+|-{2,}|={2,}|#+)?\s*$")
