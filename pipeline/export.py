@@ -440,8 +440,8 @@ def export(study, kinds: dict[str, str], turns: pd.DataFrame, segments: pd.DataF
         unit_ids = {r[0] for r in rows}
         sheets = {"": (header, rows)}  # what a coder's unit sheet shows; the consensus coder's, with the view
         if CONSENSUS in todo:
-            theirs = [i for c in paths if c != CONSENSUS for i in by_workbook.get((c, tid), ())]
-            view = coders_view(entries.iloc[theirs], unit_ids, codebook) if theirs else {}
+            others = [i for c in paths if c != CONSENSUS for i in by_workbook.get((c, tid), ())]
+            view = coders_view(entries.iloc[others], unit_ids, codebook) if others else {}
             sheets[CONSENSUS] = (header + CODERS_HEADER, [[*r, *view.get(r[0], ("", ""))] for r in rows])
         digests = {k: sha256_text(FORMAT_VERSION, json.dumps(v, default=str), codebook.digest, str(blind))
                    for k, v in sheets.items()}
