@@ -193,7 +193,7 @@ def _gone_codes(gone: list[_Gone], codebook: str) -> list[Problem]:
 
 def _retired_kept(entries: pd.DataFrame, study) -> list[str]:
     """A line per retired code that coders' cells hold: they keep it, and it is not counted."""
-    held = entries.loc[entries["retired"] != "", ["retired", "workbook"]] if len(entries) else entries
+    held = entries.loc[entries["retired"] != "", ["retired", "workbook"]]
     if held.empty:
         return []
     cells = held.assign(code=held["retired"].str.split(";")).explode("code")
@@ -524,10 +524,10 @@ EDITED_NEAR = 25  # how many turns an edited turn may have moved (turns inserted
 
 
 def edited_turns(before: pd.DataFrame | None, turns: pd.DataFrame) -> dict[str, str]:
-    """Old turn ID -> new ID of the session turns edited in their transcript since the last run.
+    """Old turn ID -> new ID of the session turns edited in their transcript since ``before`` was read.
 
     A turn's ID follows its words (and speaker label), so correcting a typo, or the labels, makes it a new turn.
-    ``before`` (the last run's turns of the transcripts read again) tells what a turn that is gone said; it is the
+    ``before`` (the turns as the coders' workbooks show them) tells what a turn that is gone said; it is the
     new turn of its transcript with the same role that says the same (labels aside), else the nearest one that
     says most nearly the same (at least ``EDITED_SIMILAR`` alike, within ``EDITED_NEAR`` turns)."""
     if before is None or before.empty:
@@ -538,7 +538,7 @@ def edited_turns(before: pd.DataFrame | None, turns: pd.DataFrame) -> dict[str, 
 
 
 def edited_segments(before: pd.DataFrame | None, segments: pd.DataFrame) -> dict[str, str]:
-    """Old segment ID -> new ID of the IPR segments whose stop's time was corrected since the last run (a segment's
+    """Old segment ID -> new ID of the IPR segments whose stop's time was corrected since ``before`` (a segment's
     ID is its stop's time): the new segment of the interview that recalls the same, else the one of the same stop
     number that recalls most nearly the same (at least ``EDITED_SIMILAR`` alike)."""
     if before is None or before.empty:

@@ -385,7 +385,7 @@ def _section_both_sides(d: WordDoc, out, letters: dict[str, str]) -> None:
     d.para("Where the client and the therapist stopped the video at the same stretch of session, their recalls "
            "side by side. A participant 'noticed' a rupture when the recall has a recall.rupture.* code, or (for "
            "the therapist) a recall.awareness.* code other than not noticing it. The codes are the coders' "
-           "consensus where the consensus coder or two or more coders coded the recall, otherwise the automatic "
+           "consensus (as in 'Code frequencies') where coders coded the recall, otherwise the automatic "
            "suggestions.")
     d.table("Both sides", both, "Moments recalled by both participants, and whether each noticed a rupture")
     d.para(_see(letters, {"moments": "the two recalls of each moment side by side, with the session excerpt"}))

@@ -137,8 +137,8 @@ def parse_settings(text: str, file: str = "study.toml") -> Settings:
     return s
 
 
-# The coder who records the codes a consensus meeting agreed on: not an independent coder (left out of the
-# agreement between coders), and the report's consensus (else the codes two or more coders gave a unit).
+# The coder who records what a consensus meeting decided: not an independent coder (left out of the agreement
+# between coders); on the units it coded, its codes are the report's consensus.
 CONSENSUS = "consensus"
 # The name the codes tables give to codes no coder's workbook holds: a coder so named would be mixed with them.
 NOT_CODERS = {"auto": "the automatic suggestions"}
