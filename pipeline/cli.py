@@ -235,6 +235,23 @@ def agreement(study_dir: Path):
 
 @main.command()
 @STUDY_OPTION
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write (default: reports/study.qdpx).")
+def qdpx(study_dir: Path, out: Path | None):
+    """Write the study as a REFI-QDA project (.qdpx) for NVivo, ATLAS.ti, MAXQDA or QualCoder.
+
+    The transcripts, the codebook, each coder's codes and memos, the consensus, the suggestions, and each recall
+    linked to the session moment it recalls: as the last `ipr analyze` left them."""
+    from .stages import run_qdpx
+
+    study = _study(study_dir)
+    path, made = run_qdpx(study, out)
+    click.echo(f"wrote {study.relative(path)}: {made['sources']} transcripts, {made['codings']:,} codes on "
+               f"{made['selections']:,} selections, {made['links']:,} recalls linked to their session moments")
+
+
+@main.command()
+@STUDY_OPTION
 def doctor(study_dir: Path):
     """Check the study folder (settings, transcripts and manifest, codebook, workbooks, key) and say what to fix.
 

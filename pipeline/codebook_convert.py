@@ -231,12 +231,19 @@ def qdc_bytes(book: Codebook) -> bytes:
     if book.title:
         origin += f" | {book.title}" + (f" | version {book.version}" if book.version else "")
     root.set("origin", origin)
-    codes_el = etree.SubElement(root, f"{{{QDC_NS}}}Codes")
+    code_tree(etree.SubElement(root, f"{{{QDC_NS}}}Codes"), book, QDC_NS)
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
+
+
+def code_tree(codes_el, book: Codebook, ns: str) -> None:
+    """The codebook's codes as REFI-QDA ``Code`` elements under ``codes_el`` (namespace ``ns``: a codebook's or a
+    project's), nested as the codebook nests them."""
+    from lxml import etree
 
     def add(parent_el, code: Code) -> None:
-        el = etree.SubElement(parent_el, f"{{{QDC_NS}}}Code", guid=guid_of(code.id), name=code.name or code.id,
+        el = etree.SubElement(parent_el, f"{{{ns}}}Code", guid=guid_of(code.id), name=code.name or code.id,
                               isCodable="true")
-        etree.SubElement(el, f"{{{QDC_NS}}}Description").text = description_of(code)
+        etree.SubElement(el, f"{{{ns}}}Description").text = description_of(code)
         for child in book.children(code.id):
             add(el, child)
 
@@ -244,7 +251,6 @@ def qdc_bytes(book: Codebook) -> bytes:
     for code in book.codes:
         if code.parent is None or code.parent not in ids:
             add(codes_el, code)
-    return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
 
 
 def check_qdc(data: bytes, name: str = "codebook.qdc") -> None:

@@ -116,10 +116,10 @@ def load_key(study) -> Deidentifier | None:
 def _texts(path: Path):
     """The text of an output file, as a person or a program opening it would see it."""
     suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".docx"):
+    if suffix in (".xlsx", ".docx", ".qdpx"):
         with zipfile.ZipFile(path) as z:
             for member in z.namelist():
-                if member.endswith(".xml"):
+                if member.endswith((".xml", ".qde", ".txt")):
                     xml = z.read(member).decode("utf-8", errors="replace")
                     yield unescape(re.sub(r"<[^>]+>", " ", xml))
     elif suffix == ".parquet":

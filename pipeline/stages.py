@@ -408,6 +408,32 @@ def audit(study: Study, codebook, log: RunLog) -> dict:
     }
 
 
+def run_qdpx(study: Study, out: Path | None = None) -> tuple[Path, dict]:
+    """The study as a REFI-QDA project, from the tables of the last run (what the report shows): the file, and
+    how many sources, users and coded selections it holds."""
+    from .deidentify import load_key
+    from .qdpx import project, write_qdpx
+    from .readback import current_entries
+
+    codebook = load_codebook(study)
+    tables = {name: _table(study, name, made_by) for name, made_by in
+              [("turns", "ingest"), ("stops", "ingest"), ("segments", "align"), ("codes", "code")]}
+    path = study.interim / "coder_entries.parquet"
+    entries = pd.read_parquet(path) if path.exists() else pd.DataFrame({"coder": [], "unit_id": [], "memo": []})
+    units = set(tables["turns"]["turn_id"]) | set(tables["segments"]["segment_id"])
+    memos = current_entries(entries, units)[["coder", "unit_id", "memo"]] if len(entries) else entries
+    qde, files = project(study.root.resolve().name, codebook, tables["turns"], tables["stops"], tables["segments"],
+                         tables["codes"], memos, _coded(study, tables))
+    out = out or study.reports / "study.qdpx"
+    deid = load_key(study)
+    if deid is not None and any(deid.leaks(text) for text in (qde.decode("utf-8"), *files.values())):
+        raise InputError(Problem(study.relative(out), "would hold a real name of the de-identification key",
+                                 hint="run `ipr analyze` first: it finds the memo or transcript that holds it"))
+    write_qdpx(out, qde, files)
+    return out, {"sources": len(files), "selections": qde.count(b"<PlainTextSelection "),
+                 "codings": qde.count(b"<Coding "), "links": qde.count(b"<Link ")}
+
+
 AGREEMENT_TABLES = ("agreement", "agreement_by_pair", "suggestions_vs_coders", "disagreements", "coding_progress")
 
 

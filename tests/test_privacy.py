@@ -74,6 +74,8 @@ def keyed(tmp_path_factory) -> tuple[Path, object]:
     root = copy_demo(tmp_path_factory.mktemp("keyed") / "study")
     plant(root)
     result = analyze(root)
+    if result.exit_code == 0:  # the REFI-QDA project too is an output
+        result = CliRunner().invoke(main, ["qdpx", "--study", str(root)])
     return root, result
 
 
@@ -113,7 +115,7 @@ def test_the_run_with_a_key_succeeds(keyed):
 def test_no_real_name_email_or_phone_in_any_output(keyed):
     root, _ = keyed
     files = outputs(root)
-    assert {p.suffix for p in files} >= {".parquet", ".xlsx", ".docx", ".csv", ".json", ".png"}
+    assert {p.suffix for p in files} >= {".parquet", ".xlsx", ".docx", ".csv", ".json", ".png", ".qdpx"}
     leaks = []
     for path in files:
         rel = path.relative_to(root).as_posix()
