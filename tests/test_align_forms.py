@@ -121,15 +121,19 @@ def test_the_session_replayed_in_an_interview_is_not_the_recall(study, participa
     that (not as the interviewed person's recall), and the run says so."""
     (study / "data" / "raw" / f"D1_S1_ipr-{participant}.txt").write_text(
         f"I: Let's watch.\n{other}: Last week you mentioned your sister.\n[Video paused at 00:02:15]\n"
-        f"I: What was going on for you there?\n{theirs}: I felt unheard.\n{other}: I said it was my brother.\n"
+        f"{other}: Your sister, yes.\nI: What was going on for you there?\n{theirs}: I felt unheard.\n"
+        f"{other}: I said it was my brother.\n{theirs}: Sorry, your brother.\n"
         f"[Video paused at 00:03:05]\nI: And here?\n{theirs}: Relieved.\n")
     turns, segs, output = run(study)
     interview = turns[turns["kind"] == "ipr"]
     role = {"C": "client", "T": "therapist"}[other]
-    assert list(interview.loc[interview["speaker"] == other, "role"]) == [role] * 2
+    assert list(interview.loc[interview["speaker"] == other, "role"]) == [role] * 3
+    # the replay after the recall ends it: the interviewed person's own words replayed there are not the recall
+    # (the other one's line written just after the stop, before the recall, does not end it)
     assert list(segs["recall_text"]) == ["I felt unheard.", "Relieved."]
-    assert f"{other}: I said it was my brother." in segs["recall_dialogue"].iloc[0]
-    assert (f"D1_S1_ipr-{participant}.txt: 2 turns labelled as the {role} "
+    assert "I said it was my brother" not in segs["recall_dialogue"].iloc[0]
+    assert f"{other}: Your sister, yes." in segs["recall_dialogue"].iloc[0]
+    assert (f"D1_S1_ipr-{participant}.txt: 3 turns labelled as the {role} "
             f"({other}) are read as the session replayed on the video, not as the {participant}'s recall") in output
 
 

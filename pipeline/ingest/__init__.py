@@ -92,10 +92,29 @@ def rows_for(source: Source, parsed: Parsed, speakers: dict[str, str],
                               "after_seq": s.after_turn, "recall_end_seq": -1})
             elif stops and stops[-1]["recall_end_seq"] < 0:  # the video plays again: the recall has ended
                 stops[-1]["recall_end_seq"] = s.after_turn
+        _end_recalls_at_replay(stops, turns, source.participant)
     elif real:
         warnings.append(f"data/raw/{source.file}: {len(real)} stop marker(s) in a session transcript "
                         "were ignored (stops belong in IPR interviews; check the manifest's kind)")
     return turns, stops, warnings
+
+
+def _end_recalls_at_replay(stops: list[dict], turns: list[dict], participant: str | None) -> None:
+    """End a recall where the session is replayed again: at the first turn of the other one's role (T in the
+    client's interview) after the participant has spoken.  What follows up to the next stop is the stretch the
+    video plays, the participant's own words in it too, not the recall.  (The other one's turn before the
+    participant has spoken, the line on screen written after the stop, does not end it.)"""
+    other = {"client": "therapist", "therapist": "client"}.get(participant or "")
+    if other is None or not stops:
+        return
+    for stop, until in zip(stops, [s["after_seq"] for s in stops[1:]] + [len(turns)], strict=True):
+        spoke = False
+        for t in turns[stop["after_seq"]:until]:  # (turn k has seq k + 1)
+            spoke = spoke or t["role"] == participant
+            if spoke and t["role"] == other:
+                end = t["seq"] - 1
+                stop["recall_end_seq"] = end if stop["recall_end_seq"] < 0 else min(end, stop["recall_end_seq"])
+                break
 
 
 def _replayed(turns: list[dict], source: Source, name: str) -> list[str]:
