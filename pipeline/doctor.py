@@ -15,17 +15,6 @@ from pathlib import Path
 from .errors import InputError, Problem
 from .study import Settings, Study, load_study
 
-_IGNORED_FORMS = {  # files people put in data/raw/ that are not read: what to do with them
-    ".doc": "open it in Word and save it as .docx",
-    ".rtf": "open it in Word and save it as .docx",
-    ".odt": "save it as .docx",
-    ".pages": "export it from Pages as .docx",
-    ".pdf": "export the transcript from its source as .docx or .txt",
-    ".xls": "open it in Excel and save it as .xlsx",
-    ".ods": "save it as .xlsx or .csv",
-    ".sbv": "convert it to .vtt or .srt",
-}
-
 
 @dataclass
 class Area:
@@ -151,11 +140,12 @@ def _codebook(area: Area, study: Study) -> dict[str, str] | None:
 def _transcripts(area: Area, study: Study, deid) -> None:
     from .align import align
     from .ingest import ingest
+    from .ingest.readers import SAVE_AS
     from .study import discover_sources
 
     if study.raw.is_dir():
         for p in sorted(study.raw.rglob("*")):
-            hint = _IGNORED_FORMS.get(p.suffix.lower())
+            hint = SAVE_AS.get(p.suffix.lower())
             if p.is_file() and hint and not p.name.startswith((".", "~$")):
                 area.warnings.append(f"data/raw/{p.relative_to(study.raw).as_posix()}: is not read ({p.suffix} is "
                                      f"not a transcript form): {hint}")

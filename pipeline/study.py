@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import InputError, Problem
 
-TRANSCRIPT_EXTENSIONS = (".docx", ".txt", ".vtt", ".srt", ".csv", ".xlsx", ".eaf")
+TRANSCRIPT_EXTENSIONS = (".docx", ".odt", ".rtf", ".txt", ".vtt", ".srt", ".csv", ".tsv", ".xlsx", ".eaf")
 DEFAULT_CODEBOOK = "codebooks/rupture_repair.yaml"
 KINDS = ("session", "ipr")
 PARTICIPANTS = ("client", "therapist")

@@ -5,7 +5,9 @@ and openpyxl in the exact layouts that Word, Teams and transcription services wr
 """
 
 import datetime as dt
+import zipfile
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import docx
 import openpyxl
@@ -53,6 +55,46 @@ def save_docx(path: Path, paragraphs=(), tables=()) -> Path:
     return path
 
 
+ODF = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+       'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+       'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0"')
+
+
+def save_odt(path: Path, body: str) -> Path:
+    """An .odt file as LibreOffice writes one (its mimetype first and stored), ``body`` the XML of its text."""
+    content = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {ODF} office:version="1.3">'
+               f"<office:body><office:text>{body}</office:text></office:body></office:document-content>")
+    manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
+                'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.3">'
+                '<manifest:file-entry manifest:full-path="/" '
+                'manifest:media-type="application/vnd.oasis.opendocument.text"/>'
+                '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+                "</manifest:manifest>")
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.text", compress_type=zipfile.ZIP_STORED)
+        z.writestr("content.xml", content, compress_type=zipfile.ZIP_DEFLATED)
+        z.writestr("META-INF/manifest.xml", manifest, compress_type=zipfile.ZIP_DEFLATED)
+    return path
+
+
+def odt_forms(tmp: Path) -> dict[str, Path]:
+    """The session in LibreOffice Writer: paragraphs with styled spans, and a table with a header row."""
+    paragraphs = '<text:h text:outline-level="1">Session 3</text:h>' + "".join(
+        f'<text:p text:style-name="P1">[{hms(t)}]<text:s/><text:span text:style-name="T1">{who}</text:span>: '
+        f"{escape(text)}</text:p>" for t, who, text in SESSION)
+    rows = "".join(f"<table:table-row><table:table-cell><text:p>{hms(t)}</text:p></table:table-cell>"
+                   f"<table:table-cell><text:p>{who}</text:p></table:table-cell>"
+                   f"<table:table-cell><text:p>{escape(text)}</text:p></table:table-cell></table:table-row>"
+                   for t, who, text in SESSION)
+    table = ('<text:p>D01 session 3</text:p><table:table table:name="Table1"><table:table-column '
+             'table:number-columns-repeated="3"/><table:table-header-rows><table:table-row>'
+             + "".join(f"<table:table-cell><text:p>{h}</text:p></table:table-cell>"
+                       for h in ("Time", "Speaker", "Text"))
+             + f"</table:table-row></table:table-header-rows>{rows}</table:table>")
+    return {"odt paragraphs": save_odt(tmp / "paragraphs.odt", paragraphs),
+            "odt table with header": save_odt(tmp / "table.odt", table)}
+
+
 def docx_forms(tmp: Path) -> dict[str, Path]:
     forms = {
         "docx paragraphs, bare time": [f"{hms(t)} {who}: {text}" for t, who, text in SESSION],
@@ -85,12 +127,13 @@ def xlsx_form(tmp: Path) -> Path:
 def all_forms(tmp: Path) -> dict[str, Path]:
     forms = {path.name: path for path in sorted(SAME.iterdir())}
     forms.update(docx_forms(tmp))
+    forms.update(odt_forms(tmp))
     forms["xlsx"] = xlsx_form(tmp)
     return forms
 
 
 def test_there_are_forms_enough():
-    assert len(list(SAME.iterdir())) >= 11
+    assert len(list(SAME.iterdir())) >= 12
 
 
 def test_the_same_session_in_every_form_gives_the_same_turns(tmp_path):

@@ -11,6 +11,7 @@ import codecs
 from pathlib import Path
 
 from pipeline.errors import problem
+from pipeline.study import TRANSCRIPT_EXTENSIONS
 
 _BOMS = (  # longest first: the UTF-32 LE mark begins with the UTF-16 LE one
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -60,7 +61,7 @@ def decode(data: bytes, path: Path | str) -> str:
     if "\x00" in sample or sum(ch in _CONTROL for ch in sample) > len(sample) // 100 + 1:
         raise problem(
             path, "the file is not text (it holds binary data)",
-            hint="export the transcript as .docx, .txt, .vtt, .srt, .csv, .xlsx or .eaf",
+            hint=f"export the transcript as one of {', '.join(TRANSCRIPT_EXTENSIONS)}",
         )
     return text
 

@@ -16,6 +16,8 @@ from pipeline.errors import InputError, problem
 from pipeline.ingest.elan import read_eaf
 from pipeline.ingest.encoding import read_text
 from pipeline.ingest.model import Parsed, Stop
+from pipeline.ingest.odt import read_odt
+from pipeline.ingest.rtf import read_rtf
 from pipeline.ingest.stops import compile_patterns, is_play_marker, match_stop
 from pipeline.ingest.subtitles import read_srt, read_vtt
 from pipeline.ingest.tables import read_csv, read_xlsx
@@ -38,6 +40,8 @@ def _read_txt(path: Path, stop_patterns: Sequence[str]) -> Parsed:
 
 READERS: dict[str, tuple[str, Reader]] = {
     ".docx": ("a Word document", read_docx),
+    ".odt": ("an OpenDocument text", read_odt),
+    ".rtf": ("a Rich Text Format document", read_rtf),
     ".txt": ("plain text", _read_txt),
     ".vtt": ("WebVTT subtitles", lambda p, s: read_vtt(p, read_text(p))),
     ".srt": ("SubRip subtitles", lambda p, s: read_srt(p, read_text(p))),
@@ -46,13 +50,10 @@ READERS: dict[str, tuple[str, Reader]] = {
     ".xlsx": ("an Excel workbook", lambda p, s: read_xlsx(p)),
     ".eaf": ("an ELAN file", lambda p, s: read_eaf(p)),
 }
-#: The extensions read as transcripts; other files in data/raw/ (README, manifest) are not transcripts.
-TRANSCRIPT_SUFFIXES = frozenset(READERS)
 
-_SAVE_AS = {
+#: Forms people put in data/raw/ that are not read, and what to do with them.
+SAVE_AS = {
     ".doc": "open it in Word and save it as .docx",
-    ".rtf": "open it in Word and save it as .docx",
-    ".odt": "save it as .docx",
     ".pages": "export it from Pages as .docx",
     ".pdf": "export the transcript from its source as .docx or .txt (text cannot be read reliably from a PDF)",
     ".xls": "open it in Excel and save it as .xlsx",
@@ -69,7 +70,7 @@ def read_transcript(path: Path, stop_patterns: Sequence[str] = ()) -> Parsed:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in READERS:
-        hint = _SAVE_AS.get(suffix, "transcripts are read from " + ", ".join(sorted(READERS)))
+        hint = SAVE_AS.get(suffix, "transcripts are read from " + ", ".join(sorted(READERS)))
         raise problem(path, f"\"{suffix or 'no extension'}\" is not a transcript form that can be read", hint=hint)
     compile_patterns(tuple(stop_patterns))  # a bad study pattern is the study's problem, not this file's
     form, reader = READERS[suffix]

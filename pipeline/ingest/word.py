@@ -1,4 +1,5 @@
-"""Word (.docx) transcripts: turns written as paragraphs, or as the rows of a table.
+"""Word (.docx) transcripts: turns written as paragraphs, or as the rows of a table (and, through
+:func:`read_document`, any word processor's document read into paragraphs and tables).
 
 Paragraphs go through the same line layouts as plain text (``T: …``, ``[00:01:02] C: …``, Teams' ``Name  0:03``
 with the text after a line break or in the next paragraph); a line break inside a paragraph starts a new line
@@ -68,10 +69,17 @@ def _rows(table) -> list[list[str]]:
 
 def read_docx(path: Path, stop_patterns: Sequence[str] = ()) -> Parsed:
     document = _open(path)
-    lines = [(number, part) for number, paragraph in enumerate(document.paragraphs, 1)
-             for part in paragraph.text.split("\n")]
+    return read_document(path, [p.text for p in document.paragraphs], [_rows(t) for t in document.tables],
+                         stop_patterns)
+
+
+def read_document(path: Path, paragraphs: list[str], tables: list[list[list[str]]],
+                  stop_patterns: Sequence[str] = ()) -> Parsed:
+    """The turns of a word processor's document (Word's, or LibreOffice's): its paragraphs (a line break starts
+    a new line of the same paragraph) or its tables, whichever holds more."""
+    lines = [(number, part) for number, text in enumerate(paragraphs, 1) for part in text.split("\n")]
     from_paragraphs = parse_lines(lines, path, stop_patterns, unit="paragraph")
-    from_tables = read_word_tables(path, [_rows(t) for t in document.tables]) if document.tables else Parsed()
+    from_tables = read_word_tables(path, tables) if tables else Parsed()
     if not from_paragraphs.turns and not from_tables.turns:
         raise no_labels(path, unit="paragraph")
     if len(from_tables.turns) > len(from_paragraphs.turns):
