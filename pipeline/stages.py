@@ -183,9 +183,10 @@ def read_coders(study: Study, codebook, log: RunLog | None = None):
     return back
 
 
-def run_code(study: Study, log: RunLog, codebook=None, workbooks=None, coder=None, progress=None):
+def run_code(study: Study, log: RunLog, codebook=None, workbooks=None, coder=None, progress=None, edited=None):
     """``workbooks``: what ``read_coders`` read; ``coder``: a :class:`parallel.warm` process that has spaCy loaded
-    already (optional)."""
+    already (optional); ``edited``: old ID -> new ID of the units whose codes followed their edit."""
+    from .history import record
     from .readback import coder_codes
 
     codebook = codebook or load_codebook(study)
@@ -209,6 +210,7 @@ def run_code(study: Study, log: RunLog, codebook=None, workbooks=None, coder=Non
         auto, state = previous[previous["coder"] == "auto"].reset_index(drop=True), _codes_state(study)
     else:
         auto, state = _auto_codes(study, codebook, turns, segments, coder, progress)
+    record(study, entries, edited, log.started[:19].replace("T", " "))  # what the coders changed, for the audit
     current = set(turns["turn_id"]) | set(segments["segment_id"])  # codes of a unit that is gone are not current
     codes = pd.concat([auto, coder_codes(entries, current)], ignore_index=True) if len(entries) else auto
     write_parquet(codes, study.interim / "codes.parquet")
@@ -393,19 +395,28 @@ def _coded(study: Study, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def audit(study: Study, codebook, log: RunLog) -> dict:
+    from .history import summary as coding_history
+
     s = study.settings
     return {
         "software": f"ipr-pipeline {__version__}, Python {platform.python_version()}",
         "codebook": f"{codebook.title}, version {codebook.version} ({s.codebook}, sha256 {codebook.digest[:12]}…)",
         "replaced": codebook.replaced(),  # coders' codes read as the code that replaced them
         "retired": list(codebook.retired),  # coders' codes kept in their cells, not counted
-        "settings": {"window_s": s.window_s, "repair_window_s": s.repair_window_s, "coders": study.coders(),
-                     "blind coding": s.blind, "extra stop patterns": len(s.stop_patterns),
-                     "speaker labels": len(s.speakers), "de-identification": "on" if s.deidentify_key else "off"},
+        "history": coding_history(study),
+        "settings": settings_of(study),
         "started": log.started,
         "inputs": log.inputs,
         "warnings": log.warnings,
     }
+
+
+def settings_of(study: Study) -> dict:
+    """The settings the report shows (and is made again when they change)."""
+    s = study.settings
+    return {"window_s": s.window_s, "repair_window_s": s.repair_window_s, "coders": study.coders(),
+            "blind coding": s.blind, "extra stop patterns": len(s.stop_patterns), "speaker labels": len(s.speakers),
+            "de-identification": "on" if s.deidentify_key else "off"}
 
 
 def run_qdpx(study: Study, out: Path | None = None) -> tuple[Path, dict]:
@@ -506,7 +517,7 @@ def run_all(study: Study, keep_going: bool = False, progress=None, coder=None) -
     if coder is not None:
         coder.while_waiting(_ready_for_report)
     try:
-        run_code(study, log, codebook, workbooks, coder, progress)
+        run_code(study, log, codebook, workbooks, coder, progress, edited)
     finally:
         if coder is not None:
             coder.close()
@@ -567,7 +578,7 @@ def _report_key(study: Study, codebook, log: RunLog) -> str:
     derived = {f"{name}.parquet" for name in AGREEMENT_TABLES}  # made with the report, from tables counted here
     derived |= {shown.name for _, shown in _shown_pairs(study).values()}  # (copies, for the workbooks)
     tables = sorted(p for p in study.interim.glob("*.parquet") if p.name not in derived)
-    return sha256_text(code_version(), codebook.digest, json.dumps(audit(study, codebook, log)["settings"]),
+    return sha256_text(code_version(), codebook.digest, json.dumps(settings_of(study)),
                        json.dumps(log.inputs), json.dumps(log.warnings),
                        *(f"{p.name}:{sha256_file(p)}" for p in tables))
 

@@ -702,6 +702,7 @@ def report_tables(study, codebook, tables: dict[str, pd.DataFrame], audit: dict,
                                *([("codes renamed or merged (read as the new code)", replaced)] if replaced else []),
                                *([("codes retired (not counted; kept in coders' cells)",
                                    ", ".join(audit["retired"]))] if audit.get("retired") else []),
+                               *([("coding history", audit["history"])] if audit.get("history") else []),
                                ("pipeline run started (UTC)", audit["started"]), ("report written (UTC)", now),
                                ("study folder", str(study.root.name))], columns=["what", "value"])
     out["Settings"] = pd.DataFrame([(k, _setting(v)) for k, v in audit["settings"].items()],
