@@ -20,7 +20,7 @@ DEFAULT_CODEBOOK = "codebooks/rupture_repair.yaml"
 KINDS = ("session", "ipr")
 PARTICIPANTS = ("client", "therapist")
 ROLES = ("therapist", "client", "interviewer", "participant", "unknown")
-MANIFEST_COLUMNS = ("file", "case", "session", "kind", "participant", "offset_s")
+MANIFEST_COLUMNS = ("file", "case", "session", "kind", "participant", "offset_s", "speakers")
 
 # Files that live in data/raw/ but are not transcripts.
 _NOT_TRANSCRIPTS = re.compile(r"^(readme(\..*)?|manifest\.csv|\..*|~\$.*|.*\.(md|pdf|json|toml|yaml|yml))$", re.I)
@@ -188,6 +188,7 @@ class Source:
     kind: str  # session | ipr
     participant: str | None  # client | therapist, for ipr
     offset_s: float = 0.0
+    speakers: tuple[tuple[str, str], ...] = ()  # (label, role) of this file alone, on top of study.toml's
 
     @property
     def transcript_id(self) -> str:
@@ -300,6 +301,19 @@ def discover_sources(study: Study) -> list[Source]:
     return sources
 
 
+def file_speakers(text: str) -> tuple[tuple[tuple[str, str], ...], str]:
+    """The manifest's ``speakers`` cell (``SPEAKER_00=therapist; SPEAKER_01=client``): a file's own labels, for
+    transcripts whose labels name someone else in each file (a diarizer's ``SPEAKER_00``, ``Speaker 1``); and the
+    first pair that is not a label and a role ("" when all are)."""
+    pairs = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        label, _, role = part.rpartition("=")
+        if not label.strip() or role.strip().lower() not in ROLES:
+            return (), part
+        pairs.append((label.strip(), role.strip().lower()))
+    return tuple(pairs), ""
+
+
 def _read_manifest(path: Path, raw: Path) -> dict[str, Source]:
     file = "data/raw/manifest.csv"
     try:
@@ -353,11 +367,17 @@ def _read_manifest(path: Path, raw: Path) -> dict[str, Source]:
             except ValueError:
                 problems.append(Problem(file, f"offset_s {row['offset_s']!r} is not a number of seconds", where))
                 bad = True
+        speakers, wrong = file_speakers(row.get("speakers", ""))
+        if wrong:
+            problems.append(Problem(file, f"speakers: {wrong!r} is not a label and a role", where,
+                                    f"write them as \"SPEAKER_00=therapist; SPEAKER_01=client\" (roles: "
+                                    f"{', '.join(ROLES)})"))
+            bad = True
         if rel in out:
             problems.append(Problem(file, f"lists {rel!r} twice", where, "keep one row per file"))
             bad = True
         if not bad:
-            out[rel] = Source(rel, raw / rel, row["case"], row["session"], kind, participant, offset)
+            out[rel] = Source(rel, raw / rel, row["case"], row["session"], kind, participant, offset, speakers)
     if problems:
         raise InputError(problems)
     return out

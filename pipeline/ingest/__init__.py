@@ -23,7 +23,7 @@ from ..study import Source, Study, discover_sources
 from ..timecode import format_time
 from .model import Parsed
 from .readers import read_transcript
-from .roles import assign_role, unknown_label_warning
+from .roles import assign_role, normalise_label, unknown_label_warning
 
 TURN_COLUMNS = ["transcript_id", "case", "session", "kind", "participant", "turn_id", "seq", "speaker", "role",
                 "start_s", "end_s", "text", "source_file", "source_line", "annotations"]
@@ -66,6 +66,8 @@ def rows_for(source: Source, parsed: Parsed, speakers: dict[str, str],
     name = f"data/raw/{source.file}"  # warnings name the file as the researcher sees it, not its full path
     warnings = [clean(w.replace(str(source.path), name)) for w in parsed.warnings]
     warnings += [clean(w) for w in backward_times(parsed, name)]
+    speakers = {**{normalise_label(k): v for k, v in speakers.items()},
+                **{normalise_label(k): v for k, v in source.speakers}}  # the file's own labels win
     labels = [clean(t.speaker) for t in parsed.turns]
     texts = [clean(t.text) for t in parsed.turns]
     ids = turn_ids(tid, labels, texts)
@@ -318,7 +320,7 @@ class _Cache:
     def key(self, source: Source) -> tuple[str, str]:
         """The key of what reading ``source`` depends on, and the file's own SHA-256 (for the audit trail)."""
         meta = json.dumps([source.file, source.case, source.session, source.kind, source.participant,
-                           source.offset_s])
+                           source.offset_s, source.speakers])
         file_sha = sha256_file(source.path)
         return sha256_text(self.settings_key, meta, file_sha), file_sha
 

@@ -92,4 +92,6 @@ def unknown_label_warning(label: str, file: str) -> str:
                 "transcript, or list them in the [speakers] table of study.toml.")
     return (f"{file}: the speaker label \"{label}\" is not a known role, so its turns get the role \"unknown\"; "
             f"to map it, add it to the [speakers] table of study.toml, e.g. \"{label}\" = \"therapist\" "
-            "(roles: therapist, client, interviewer, participant).")
+            "(roles: therapist, client, interviewer, participant), or, where the label is someone else in each "
+            f"file (a diarizer's SPEAKER_00, Speaker 1), to the file's row of data/raw/manifest.csv, column "
+            f"speakers: \"{label}=therapist\".")

@@ -18,7 +18,9 @@ from pipeline.timecode import parse_time
 
 _VOICE = re.compile(r"<v(?:\.[\w.-]+)*\s+([^>]+)>")
 _TAGS = re.compile(r"</?(?:v|c|i|b|u|lang|ruby|rt|font)(?:[.\s][^>]*)?>|<\d[\d:.]*>|\{\\[^}]*\}", re.IGNORECASE)
-_LABEL = re.compile(r"^(?P<label>[^\W\d_][^:\n]{0,39}?)\s*:\s+(?P<text>.*)$", re.DOTALL)
+# "Name: text", and "[SPEAKER_00]: text" as WhisperX writes the speakers it told apart
+_LABEL = re.compile(r"^(?:\[(?P<bracketed>[^\W\d_][^\]:\n]{0,39})\]|(?P<label>[^\W\d_][^:\n]{0,39}?))\s*:\s+"
+                    r"(?P<text>.*)$", re.DOTALL)
 
 
 def _timing_lines(text: str) -> list[tuple[int, float | None]]:
@@ -55,8 +57,8 @@ def _turn(raw: str, start: float | None, end: float | None, line: int) -> Turn |
     voice = _VOICE.search(raw)
     text = " ".join(_TAGS.sub("", raw).split())
     speaker = voice.group(1).strip() if voice else ""
-    if not speaker and (m := _LABEL.match(text)) and plausible_label(m["label"]):
-        speaker, text = m["label"].strip(), m["text"].strip()
+    if not speaker and (m := _LABEL.match(text)) and plausible_label(m["label"] or m["bracketed"]):
+        speaker, text = (m["label"] or m["bracketed"]).strip(), m["text"].strip()
     return Turn(speaker=speaker, text=text, start_s=start, end_s=end, line=line) if text else None
 
 

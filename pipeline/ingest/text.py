@@ -4,7 +4,7 @@ No library reads these, so this module does, with one grammar per layout people 
 
 - ``colon``: a label and a colon begin the turn, with the time before or after the label, bracketed or bare:
   ``[00:01:02] T: …``, ``00:01:02 Therapist: …``, ``T (01:02): …``, ``T: …``; Rev's ``Name (01:02):`` with
-  the text on the same or the next line.
+  the text on the same or the next line; WhisperX's ``[SPEAKER_00]: …``.
 - ``name_time``: a heading line ``Speaker 1  0:03`` (Otter, Teams), the text on the following lines.
 - ``time_name``: a heading line ``00:00:03 Speaker 1`` (Word's "Transcribe"), the text on the following lines.
 
@@ -34,7 +34,7 @@ _SPAN = rf"[\[(]?(?P<t1>{TIME})(?:\s*(?:-->|-|–|to)\s*(?P<t2>{TIME}))?[\])]?"
 
 _GRAMMARS = {
     "colon": re.compile(
-        rf"^(?:{_SPAN}\s*[-–—:]?\s*)?{_LABEL}(?:\s*(?:[\[(](?P<t3>{TIME})[\])]|(?P<t4>{TIME})))?"
+        rf"^(?:{_SPAN}\s*[-–—:]?\s*)?\[?{_LABEL}\]?(?:\s*(?:[\[(](?P<t3>{TIME})[\])]|(?P<t4>{TIME})))?"
         r"\s*:(?!\d)\s*(?P<text>.*)$"
     ),
     "name_time": re.compile(rf"^\[?{_LABEL}\]?\s+[\[(]?(?P<t1>{TIME})[\])]?\s*$"),  # "[Jane Doe] 10:05:32" too
