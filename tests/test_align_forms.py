@@ -155,3 +155,35 @@ def test_the_video_playing_again_ends_the_recall(study, name, text):
     assert list(segs["video_s"]) == [135, 185]
     assert list(segs["recall_text"]) == ["I felt unheard.", "Relieved."]
     assert "Maybe." not in segs["recall_dialogue"].iloc[0]
+
+
+def test_a_session_timed_only_by_stamps_inside_its_turns_aligns(study):
+    """Services that stamp the time every minute or two write it inside the turn under way: the turn takes that
+    time (the turns between are interpolated), where before the session had no times and no stop aligned.  Times
+    in an interview's words are never taken (they may be video times the participant mentions)."""
+    untimed = "".join(line.split("] ", 1)[1] + "\n" for line in SESSION.splitlines())
+    lines = untimed.splitlines()
+    lines[2] = lines[2].replace("your sister.", "your [00:01:40] sister.")
+    lines[5] = lines[5].replace("(laughs)", "[inaudible 00:04:20] (laughs)")
+    (study / "data" / "raw" / "D1_S1_session.txt").write_text("\n".join(lines) + "\n")
+    (study / "data" / "raw" / "D1_S1_ipr-client.txt").write_text(
+        "[Video paused at 00:02:15]\nI: What was going on?\nC: At [00:02:00] I felt unheard.\n")
+    turns, segs, output = run(study)
+    session = turns[turns["kind"] == "session"]
+    assert session["start_s"].tolist()[2] == 100.0 and session["start_s"].tolist()[5] == 260.0
+    assert session["start_s"].isna().sum() == 6
+    assert turns.loc[turns["kind"] == "ipr", "start_s"].isna().all()
+    assert segs["status"].tolist() == ["aligned"]
+    window = segs["session_turn_ids"].iloc[0].split(";")
+    assert session.loc[session["turn_id"] == window[-1], "text"].item().startswith("Last week")  # stamped 1:40
+    assert ("data/raw/D1_S1_session.txt: 2 turn(s) without a time of their own took the time written in their "
+            "words") in output
+
+
+def test_one_time_in_the_words_alone_times_nothing():
+    """With one time in a whole untimed session every turn would take it: the session stays without times."""
+    from pipeline.ingest import times_within
+
+    texts = ["Hello.", "It was [inaudible 00:07:06] loud.", "Yes."]
+    assert times_within([None, None, None], texts) == ([None, None, None], 0)
+    assert times_within([5.0, None, None], texts) == ([5.0, 426.0, None], 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from ..deidentify import Deidentifier, load_key
 from ..errors import InputError, Problem
 from ..files import code_version, sha256_file, sha256_text
 from ..study import Source, Study, discover_sources
-from ..timecode import format_time
+from ..timecode import TIME, format_time, parse_time
 from .model import Parsed
 from .readers import read_transcript
 from .roles import assign_role, normalise_label, unknown_label_warning
@@ -71,15 +72,22 @@ def rows_for(source: Source, parsed: Parsed, speakers: dict[str, str],
     labels = [clean(t.speaker) for t in parsed.turns]
     texts = [clean(t.text) for t in parsed.turns]
     ids = turn_ids(tid, labels, texts)
+    starts = [t.start_s for t in parsed.turns]
+    if source.kind == "session":
+        starts, timed = times_within(starts, texts)
+        if timed:
+            warnings.append(f"{name}: {timed} turn(s) without a time of their own took the time written in their "
+                            "words ([00:02:00], [inaudible 00:02:10]); the stops' windows around them are approximate")
     turns = []
-    for seq, (t, label, text, turn_id) in enumerate(zip(parsed.turns, labels, texts, ids, strict=True), 1):
+    for seq, (t, label, text, turn_id, start) in enumerate(zip(parsed.turns, labels, texts, ids, starts,
+                                                                strict=True), 1):
         role = assign_role(t.speaker, source.kind, source.participant, speakers)  # the study maps real labels
         if role == "unknown":
             warnings.append(clean(unknown_label_warning(t.speaker, f"data/raw/{source.file}")))
         turns.append({
             "transcript_id": tid, "case": source.case, "session": source.session, "kind": source.kind,
             "participant": source.participant, "turn_id": turn_id, "seq": seq, "speaker": label,
-            "role": role, "start_s": t.start_s, "end_s": t.end_s, "text": text,
+            "role": role, "start_s": start, "end_s": t.end_s, "text": text,
             "source_file": clean(source.file), "source_line": t.line,
             "annotations": ";".join(sorted({name for name, _, _ in find_annotations(text)})),
         })
@@ -99,6 +107,28 @@ def rows_for(source: Source, parsed: Parsed, speakers: dict[str, str],
         warnings.append(f"data/raw/{source.file}: {len(real)} stop marker(s) in a session transcript "
                         "were ignored (stops belong in IPR interviews; check the manifest's kind)")
     return turns, stops, warnings
+
+
+_TIME_IN_WORDS = re.compile(rf"[\[(](?:[^\[\]()\d]*\s)?({TIME})\s*[\])]")  # [00:02:00], [inaudible 00:02:10]
+
+
+def times_within(starts: list[float | None], texts: list[str]) -> tuple[list[float | None], int]:
+    """Each turn's start, a turn without one taking the first time written in its words: services that stamp
+    the time every minute or two write it inside the turn under way, and a session without those times could
+    not be aligned at all (the turns between are timed by interpolation, as any untimed turn).  The number of
+    turns so timed.  Only where the session then has two times or more: one time alone (an ``[inaudible 07:06]``
+    in an untimed transcript) would give every turn that time."""
+    out, timed = [], 0
+    for start, text in zip(starts, texts, strict=True):
+        if start is None or start != start:
+            m = _TIME_IN_WORDS.search(text)
+            found = parse_time(m.group(1)) if m else None
+            if found is not None:
+                start, timed = found, timed + 1
+        out.append(start)
+    if sum(s is not None and s == s for s in out) < 2:
+        return starts, 0
+    return out, timed
 
 
 def _end_recalls_at_replay(stops: list[dict], turns: list[dict], participant: str | None) -> None:
