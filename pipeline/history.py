@@ -55,10 +55,11 @@ def _empty(transcript_id: str, unit_type: str) -> dict:
 
 def now_coded(entries: pd.DataFrame) -> dict[tuple[str, str], dict]:
     """(coder, unit_id) -> codes, memo, transcript, unit type and workbook, from the coders' entries (a unit in
-    ``Removed units`` too: it was not the coder who took its codes away)."""
+    ``Removed units`` too: it was not the coder who took its codes away; a code the codebook retired too: it is
+    still in the coder's cell)."""
     state = {}
     for e in entries.itertuples(index=False):
-        codes = [c for c in e.codes.split(";") if c]
+        codes = [c for c in f"{e.codes};{e.retired}".split(";") if c]
         if codes or e.memo:
             state[(e.coder, e.unit_id)] = {"codes": codes, "memo": e.memo, "transcript_id": e.transcript_id,
                                            "unit_type": e.unit_type, "workbook": e.workbook}
@@ -99,12 +100,18 @@ def changes(before: dict, after: dict, edited: dict[str, str], read: str, saved)
     return rows
 
 
-def record(study, entries: pd.DataFrame, edited: dict[str, str] | None = None, read: str | None = None) -> int:
+def record(study, entries: pd.DataFrame, edited: dict[str, str] | None = None, read: str | None = None,
+           replaced: dict[str, str] | None = None) -> int:
     """Append to the history what changed in the coders' entries since it was last written; the number of
-    changes.  A study without a history starts one with the entries as they stand."""
+    changes.  A study without a history starts one with the entries as they stand.  ``replaced``: old ID -> new
+    ID of the codes the codebook renamed or merged (the coders' cells are read as the new code: not a change of
+    theirs, and the report's audit trail lists it)."""
     history = read_history(study)
     read = read or datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    rows = changes(replay(history), now_coded(entries), edited or {}, read, _saved_times(study))
+    before = replay(history)
+    for unit in before.values():
+        unit["codes"] = list(dict.fromkeys((replaced or {}).get(c, c) for c in unit["codes"]))
+    rows = changes(before, now_coded(entries), edited or {}, read, _saved_times(study))
     if rows:
         path = study.coded / FILE
         with atomic_path(path) as tmp:

@@ -210,7 +210,7 @@ def run_code(study: Study, log: RunLog, codebook=None, workbooks=None, coder=Non
         auto, state = previous[previous["coder"] == "auto"].reset_index(drop=True), _codes_state(study)
     else:
         auto, state = _auto_codes(study, codebook, turns, segments, coder, progress)
-    record(study, entries, edited, log.started[:19].replace("T", " "))  # what the coders changed, for the audit
+    record(study, entries, edited, log.started[:19].replace("T", " "), codebook.replaced())  # for the audit
     current = set(turns["turn_id"]) | set(segments["segment_id"])  # codes of a unit that is gone are not current
     codes = pd.concat([auto, coder_codes(entries, current)], ignore_index=True) if len(entries) else auto
     write_parquet(codes, study.interim / "codes.parquet")
@@ -421,7 +421,7 @@ def settings_of(study: Study) -> dict:
 
 def run_qdpx(study: Study, out: Path | None = None) -> tuple[Path, dict]:
     """The study as a REFI-QDA project, from the tables of the last run (what the report shows): the file, and
-    how many sources, users and coded selections it holds."""
+    how many sources, selections, codings and links it holds."""
     from .deidentify import load_key
     from .qdpx import project, write_qdpx
     from .readback import current_entries

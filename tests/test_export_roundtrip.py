@@ -536,6 +536,7 @@ def test_a_code_renamed_in_the_codebook_is_told_once_and_read_as_the_new_code_wi
     book.write_text(book.read_text(encoding="utf-8").replace(f"  - id: {X}\n", f"  - id: {new}\n"), encoding="utf-8")
     before = pd.read_parquet(root / "data" / "interim" / "codes.parquet")
     given = before[(before["coder"] != "auto") & (before["code_id"] == X)]
+    history = pd.read_csv(root / "data" / "coded" / "history.csv")
     result = _invoke("analyze", "--study", str(root))
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
@@ -561,6 +562,8 @@ def test_a_code_renamed_in_the_codebook_is_told_once_and_read_as_the_new_code_wi
         assert X not in cells and new in cells
     run = pd.read_excel(root / "reports" / "tables.xlsx", sheet_name="Run")
     assert f"{X} → {new}" in set(run["value"])
+    # the codebook renamed the code, not the coders: their coding history has no change
+    pd.testing.assert_frame_equal(pd.read_csv(root / "data" / "coded" / "history.csv"), history)
 
 
 def test_a_code_retired_from_the_codebook_stays_in_the_coders_cells_and_is_not_counted(study, tmp_path):
@@ -572,6 +575,7 @@ def test_a_code_retired_from_the_codebook_stays_in_the_coders_cells_and_is_not_c
     text = book.read_text(encoding="utf-8").replace(f"  - id: {X}\n", "  - id: rupture.withdrawal.something_else\n")
     book.write_text(text.replace("\ncodes:\n", f"\nretired: [{X}]\ncodes:\n", 1), encoding="utf-8")
     given = {(coder, u) for coder, plan in study["plan"].items() for u, (cs, _) in plan.items() if X in cs}
+    history = pd.read_csv(root / "data" / "coded" / "history.csv")
     for run in range(2):  # the second run reads the workbooks it did not rewrite from the last run's table
         result = _invoke("analyze", "--study", str(root))
         assert result.exit_code == 0, result.output
@@ -594,6 +598,8 @@ def test_a_code_retired_from_the_codebook_stays_in_the_coders_cells_and_is_not_c
         assert progress.loc[(coder, SESSION), "coded"] == expected
     run = pd.read_excel(root / "reports" / "tables.xlsx", sheet_name="Run").set_index("what")["value"]
     assert run["codes retired (not counted; kept in coders' cells)"] == X
+    # the code is still in the coders' cells: their coding history has no change
+    pd.testing.assert_frame_equal(pd.read_csv(root / "data" / "coded" / "history.csv"), history)
 
 
 def test_a_folder_of_someone_not_a_coder_is_not_read_and_the_run_says_so(study, tmp_path):
