@@ -59,9 +59,9 @@ def now_coded(entries: pd.DataFrame) -> dict[tuple[str, str], dict]:
     still in the coder's cell)."""
     state = {}
     for e in entries.itertuples(index=False):
-        codes = [c for c in f"{e.codes};{e.retired}".split(";") if c]
+        codes = [c for c in f"{e.codes or ''};{e.retired or ''}".split(";") if c]
         if codes or e.memo:
-            state[(e.coder, e.unit_id)] = {"codes": codes, "memo": e.memo, "transcript_id": e.transcript_id,
+            state[(e.coder, e.unit_id)] = {"codes": codes, "memo": e.memo or "", "transcript_id": e.transcript_id,
                                            "unit_type": e.unit_type, "workbook": e.workbook}
     return state
 

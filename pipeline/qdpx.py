@@ -5,8 +5,8 @@ a data archive gets the transcripts, the codebook, every coder's codes and memos
 suggestions, and the link from each recall to the session moment it recalls, which no other tool makes.
 
 - Every transcript is a text source: its turns one per line (time, speaker, words), and in an interview a line
-  for each stop of the video.  A unit's codes are a selection of its words: a session turn's line, or a
-  recall's lines from its stop to the next.
+  for each stop of the video.  A unit's codes are a selection of its words: a session turn's words, or a
+  recall's, what the participant said from the stop to the end of the recall.
 - Each coder, the consensus and the suggestions are users; a unit one of them coded is a selection made by that
   user, with a coding per code and the coder's memo as its description.
 - Each aligned recall is linked to the session turns that were on screen before its stop (a REFI link, which
@@ -21,6 +21,7 @@ before it is written.
 from __future__ import annotations
 
 import io
+import re
 import uuid
 import zipfile
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from .summaries import AUTO, sources, with_consensus
 from .timecode import format_time
 
 NS = "urn:QDA-XML:project:1.0"
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 SCHEMA = Path(__file__).parent / "data" / "refi_qda_project.xsd"
 _GUIDS = uuid.UUID("2f6c1d8e-7a43-4c1b-9e0d-5a1f3b7c9e21")
 USER_NAMES = {AUTO: "ipr suggestions"}  # a user's name in the project, where it is not the coder's folder name
@@ -151,9 +153,10 @@ def project(name: str, codebook, turns: pd.DataFrame, stops: pd.DataFrame, segme
                                  hint="put the transcripts in data/raw/ and run `ipr analyze`"))
 
     def el(parent, tag: str, text: str | None = None, **attrs):
-        e = etree.SubElement(parent, f"{{{NS}}}{tag}", {k: str(v) for k, v in attrs.items() if v is not None})
+        e = etree.SubElement(parent, f"{{{NS}}}{tag}",
+                             {k: _XML_UNSAFE.sub("", str(v)) for k, v in attrs.items() if v is not None})
         if text:
-            e.text = text
+            e.text = _XML_UNSAFE.sub("", text)  # (a control character pasted into a memo is no XML)
         return e
 
     stamp = (now or datetime.now(UTC)).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
