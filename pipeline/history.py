@@ -108,7 +108,8 @@ def record(study, entries: pd.DataFrame, edited: dict[str, str] | None = None, r
     theirs, and the report's audit trail lists it)."""
     history = read_history(study)
     read = read or datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    before = replay(history)
+    coders = set(study.coders())  # a folder no longer read (a coder dropped from study.toml) took nothing back
+    before = {key: unit for key, unit in replay(history).items() if key[0] in coders}
     for unit in before.values():
         unit["codes"] = list(dict.fromkeys((replaced or {}).get(c, c) for c in unit["codes"]))
     rows = changes(before, now_coded(entries), edited or {}, read, _saved_times(study))

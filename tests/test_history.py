@@ -132,3 +132,17 @@ def test_a_turn_corrected_in_its_transcript_keeps_its_history(tmp_path):
     history = pd.read_csv(root / "data" / "coded" / "history.csv", dtype=str, keep_default_na=False)
     assert history["change"].tolist() == ["code given", "unit edited"]
     assert history["from_unit_id"].iloc[1] == unit and history["unit_id"].iloc[1] != unit
+
+
+def test_a_coder_no_longer_read_took_nothing_back(tmp_path):
+    """A folder dropped from study.toml's coders (a pilot coder) is not read: its codes were not taken back."""
+    root = copy_demo(tmp_path / "study")
+    _invoke(root)
+    _set(root / "data" / "coded" / "coder_b" / f"{SESSION}.xlsx", 5, [X], "")
+    _invoke(root)
+    toml = root / "study.toml"
+    toml.write_text(toml.read_text().replace('coders = ["coder_a", "coder_b"]', 'coders = ["coder_a"]'))
+    result = _invoke(root)
+    assert "data/coded/coder_b" in result.output  # (the run says the folder is not read)
+    history = pd.read_csv(root / "data" / "coded" / "history.csv")
+    assert history["change"].tolist() == ["code given"]
