@@ -233,12 +233,17 @@ def agreement(study_dir: Path):
                "coding_progress.csv and tables.xlsx")
 
 
-@main.command()
+@main.group()
+def qdpx():
+    """The study as a REFI-QDA project, to and from NVivo, ATLAS.ti, MAXQDA or QualCoder."""
+
+
+@qdpx.command("export")
 @STUDY_OPTION
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write (default: reports/study.qdpx).")
-def qdpx(study_dir: Path, out: Path | None):
-    """Write the study as a REFI-QDA project (.qdpx) for NVivo, ATLAS.ti, MAXQDA or QualCoder.
+def qdpx_export(study_dir: Path, out: Path | None):
+    """Write the study as a REFI-QDA project (.qdpx).
 
     The transcripts, the codebook, each coder's codes and memos, the consensus, the suggestions, and each recall
     linked to the session moment it recalls: as the last `ipr analyze` left them."""
@@ -248,6 +253,27 @@ def qdpx(study_dir: Path, out: Path | None):
     path, made = run_qdpx(study, out)
     click.echo(f"wrote {study.relative(path)}: {made['sources']} transcripts, {made['codings']:,} codes on "
                f"{made['selections']:,} selections, {made['links']:,} recalls linked to their session moments")
+
+
+@qdpx.command("import")
+@STUDY_OPTION
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--coder", required=True, help="The coder whose workbooks receive the codes (one who has not coded).")
+@click.option("--user", default=None, help="Whose codings in FILE to import (default: the one new user there).")
+def qdpx_import(study_dir: Path, file: Path, coder: str, user: str | None):
+    """Read a coder's work done in another program into their workbooks.
+
+    FILE is a project `ipr qdpx export` wrote, coded in NVivo, ATLAS.ti, MAXQDA or QualCoder and exported from it
+    as REFI-QDA: each selection codes the units whose lines it touches.  Then run `ipr analyze`."""
+    from .stages import RunLog, run_qdpx_import
+
+    log = RunLog()
+    imported, entries = run_qdpx_import(_study(study_dir), file, coder, user, log)
+    _warnings(log.warnings)
+    codes = sum(len([c for c in e.split(";") if c]) for e in entries["codes"])
+    click.echo(f"imported {imported.user}'s {codes:,} codes on {len(entries):,} units ({imported.selections:,} "
+               f"selections) into data/coded/{coder}/, {entries['transcript_id'].nunique()} workbooks; run "
+               "`ipr analyze` to count them")
 
 
 @main.command()

@@ -16,6 +16,9 @@ suggestions, and the link from each recall to the session moment it recalls, whi
 GUIDs are made from the IDs, so the same study gives the same GUIDs, and a code has the GUID it has in the
 codebook's .qdc (``ipr codebook convert --to qdc``).  The project is checked against the REFI-QDA schema
 before it is written.
+
+The other way, a coder who codes the exported project in one of those programs brings the work back
+(:func:`import_coding`): each selection codes the units whose lines it touches.
 """
 
 from __future__ import annotations
@@ -267,3 +270,135 @@ def write_qdpx(path: Path, qde: bytes, files: dict[str, str]) -> Path:
             for name, text in files.items():
                 z.writestr(f"sources/{name}", text.encode("utf-8"))
     return path
+
+
+# --- a coder's work in another program, read back -----------------------------------------------------------------
+
+
+@dataclass
+class Imported:
+    """A coder's codes and memos from a project coded in another program, as rows of the entries table."""
+
+    entries: pd.DataFrame
+    user: str  # whose codings they were, in the project
+    selections: int
+
+
+def _line_units(source: Source, kind: str, segments: pd.DataFrame) -> list[str | None]:
+    """The unit of each line of a source as exported: a session turn's line is the turn; in an interview, a
+    stop's line and its recall's lines are the segment (the other lines, the session replayed, are no unit)."""
+    starts = sorted([(span[0], turn) for turn, span in source.turns.items()]
+                    + [(span[0], f"(stop {n})") for n, span in source.stops.items()])
+    units: list[str | None] = [turn if kind == "session" else None for _, turn in starts]
+    if kind != "session":
+        line_of = {name: k for k, (_, name) in enumerate(starts)}
+        for s in segments[segments["transcript_id"] == source.transcript_id].itertuples(index=False):
+            for name in [f"(stop {s.stop_no})", *_ids(s.recall_turn_ids)]:
+                if name in line_of:
+                    units[line_of[name]] = s.segment_id
+    return units
+
+
+def read_project(path: Path) -> tuple[object, dict[str, str]]:
+    """project.qde (parsed) and the text of each source file in the project, by its name in the zip."""
+    from lxml import etree
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            qde = next(n for n in names if n.lower().endswith(".qde"))
+            root = etree.fromstring(z.read(qde), etree.XMLParser(resolve_entities=False, huge_tree=True))
+            texts = {n.split("/")[-1]: z.read(n).decode("utf-8-sig", errors="replace") for n in names
+                     if n.lower().endswith(".txt")}
+    except (zipfile.BadZipFile, StopIteration, etree.XMLSyntaxError, OSError) as exc:
+        raise InputError(Problem(str(path), f"is not a readable REFI-QDA project ({type(exc).__name__})",
+                                 hint="export the project again from the other program as REFI-QDA (.qdpx)")) from None
+    return root, texts
+
+
+def import_coding(path: Path, codebook, turns: pd.DataFrame, stops: pd.DataFrame, segments: pd.DataFrame,
+                  ours: set[str], user: str | None = None) -> Imported:
+    """The codings one user made in a project exported by ``ipr qdpx export`` and coded in another program, as
+    the units they fall on: a selection codes every unit whose line it touches.  ``ours``: the users the export
+    wrote (the coders, the consensus, the suggestions), whose codings are not the new work.
+
+    The sources are found by name (the transcript ID) or GUID, and read line by line, so a program that wrote the
+    text back with other line ends reads the same; a source whose lines were changed stops the import, as does a
+    code that is not in the codebook (found by GUID, else by name)."""
+    root, files = read_project(path)
+    q = {"q": NS}
+    name = str(path)
+    users = {u.get("guid"): u.get("name") or u.get("guid") for u in root.iterfind(".//q:Users/q:User", q)}
+    codings = [(sel, c) for sel in root.iterfind(".//q:PlainTextSelection", q) for c in sel.iterfind("q:Coding", q)]
+    coders = sorted({users.get(c.get("creatingUser") or sel.get("creatingUser"), "") for sel, c in codings} - ours
+                    - {""})
+    if user is None:
+        if len(coders) != 1:
+            raise InputError(Problem(name, f"holds the codings of {len(coders)} new users ({', '.join(coders)})"
+                                     if coders else "holds no codings but those this study exported",
+                                     hint="name the one to import with --user" if coders else
+                                     "code the project in the other program, export it, and import that file"))
+        user = coders[0]
+    elif user not in coders:
+        raise InputError(Problem(name, f"holds no codings by {user!r}", hint=f"its new users: {', '.join(coders)}"
+                                 if coders else "check the user's name in the other program"))
+
+    by_guid = {guid_of(c.id): c.id for c in codebook.codes}
+    by_name = {c.name.casefold(): c.id for c in codebook.codes if c.name}
+    names = {c.get("guid"): c.get("name") or "" for c in root.iterfind(".//q:CodeBook//q:Code", q)}
+    unknown: set[str] = set()
+
+    texts = {tid: source_text(t, stops[stops["transcript_id"] == tid])
+             for tid, t in turns.sort_values(["transcript_id", "seq"]).groupby("transcript_id", sort=True)}
+    kinds = dict(zip(turns["transcript_id"], turns["kind"], strict=True))
+    tid_of = {s.guid: tid for tid, s in texts.items()} | {tid: tid for tid in texts}
+    problems, given, memos, n = [], {}, {}, 0
+    for src in root.iterfind(".//q:Sources/q:TextSource", q):
+        tid = tid_of.get(src.get("name")) or tid_of.get(src.get("guid"))
+        mine = [(sel, [c for c in sel.iterfind("q:Coding", q)
+                       if users.get(c.get("creatingUser") or sel.get("creatingUser")) == user])
+                for sel in src.iterfind("q:PlainTextSelection", q)]
+        mine = [(sel, cs) for sel, cs in mine if cs]
+        if not mine:
+            continue
+        if tid is None:
+            problems.append(Problem(name, f"source {src.get('name')!r} is not a transcript of this study",
+                                    hint="import a project exported from this study by `ipr qdpx export`"))
+            continue
+        raw = src.findtext("q:PlainTextContent", namespaces=q)
+        if raw is None:
+            raw = files.get((src.get("plainTextPath") or "").split("/")[-1])
+        ours_lines = texts[tid].text.splitlines()
+        if raw is None or [line.rstrip() for line in raw.splitlines()] != [line.rstrip() for line in ours_lines]:
+            problems.append(Problem(name, f"the text of {tid} is not the text the study exported",
+                                    hint="code the sources as exported (without editing their text), or export "
+                                         "the study again with `ipr qdpx export` and code that"))
+            continue
+        units = _line_units(texts[tid], kinds[tid], segments)
+        for sel, cs in mine:
+            start, end = int(sel.get("startPosition", 0)), int(sel.get("endPosition", 0))
+            first, last = raw.count("\n", 0, start), raw.count("\n", 0, max(start, end - 1))
+            hit = [u for u in dict.fromkeys(units[first:last + 1]) if u]
+            n += bool(hit)
+            for unit in hit:
+                for c in cs:
+                    ref = c.find("q:CodeRef", q)
+                    target = ref.get("targetGUID") if ref is not None else ""
+                    code = by_guid.get(target) or by_name.get(names.get(target, "").casefold())
+                    if code:
+                        given.setdefault((tid, unit), []).append(code)
+                    else:
+                        unknown.add(names.get(target) or target)
+                memo = (sel.findtext("q:Description", namespaces=q) or "").strip()
+                if memo and memo not in memos.get((tid, unit), []):
+                    memos.setdefault((tid, unit), []).append(memo)
+    if unknown:
+        problems.append(Problem(name, f"{user}'s codes {', '.join(map(repr, sorted(unknown)))} are not in the "
+                                "codebook",
+                                hint="add them to the codebook (or code with the codebook's codes) and import again"))
+    if problems:
+        raise InputError(problems)
+    rows = [{"transcript_id": tid, "unit_type": "turn" if kinds[tid] == "session" else "segment", "unit_id": unit,
+             "codes": ";".join(dict.fromkeys(given.get((tid, unit), []))),
+             "memo": " | ".join(memos.get((tid, unit), []))} for tid, unit in sorted(set(given) | set(memos))]
+    return Imported(pd.DataFrame(rows, columns=["transcript_id", "unit_type", "unit_id", "codes", "memo"]), user, n)

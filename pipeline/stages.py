@@ -297,7 +297,7 @@ def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=
     codes = _table(study, "codes", "code")
     kinds = dict(zip(turns["transcript_id"], turns["kind"], strict=True))
     written = export(study, kinds, turns, segments, codes, codebook, entries, progress=progress, edited=edited)
-    _remember_uncoded(study, written)
+    _remember_uncoded(study, written, entries)
     _remember_shown(study)
     _done(study, "workbooks", key)
     return written
@@ -348,14 +348,15 @@ def follow_edited_units(study: Study, entries: pd.DataFrame, log: RunLog, turns:
     return entries, edited
 
 
-def _remember_uncoded(study: Study, written: list[Path]) -> None:
+def _remember_uncoded(study: Study, written: list[Path], entries: pd.DataFrame) -> None:
     """A workbook just written for a coder who has no entries in it reads back as nothing: remember its file
-    signature, so the next run need not open it (opening a few hundred fresh workbooks costs seconds)."""
+    signature, so the next run need not open it (opening a few hundred fresh workbooks costs seconds).
+    ``entries``: those the workbooks were written with."""
     state_path, table = study.interim / "workbook_state.json", study.interim / "coder_entries.parquet"
     if not written or not state_path.exists() or not table.exists():
         return
     state, made = _json(state_path), _json(study.interim / "export_state.json")
-    coded = set(pd.read_parquet(table, columns=["workbook"])["workbook"])
+    coded = set(pd.read_parquet(table, columns=["workbook"])["workbook"]) | set(entries["workbook"])
     for path in written:
         rel = study.relative(path)
         if rel not in coded:
@@ -443,6 +444,46 @@ def run_qdpx(study: Study, out: Path | None = None) -> tuple[Path, dict]:
     write_qdpx(out, qde, files)
     return out, {"sources": len(files), "selections": qde.count(b"<PlainTextSelection "),
                  "codings": qde.count(b"<Coding "), "links": qde.count(b"<Link ")}
+
+
+def run_qdpx_import(study: Study, path: Path, coder: str, user: str | None = None, log: RunLog | None = None):
+    """A coder's work done in another program (a project ``ipr qdpx export`` wrote, coded there and exported as
+    REFI-QDA) into that coder's workbooks, as if they had coded them: the next run reads it back like any coder's.
+    Only into a coder without codes of their own yet, so that nothing a coder wrote is merged or overwritten."""
+    from .export import backup
+    from .qdpx import import_coding
+    from .readback import ENTRY_COLUMNS, workbook_path
+    from .study import CONSENSUS, misnamed_coder
+
+    log = log or RunLog()
+    wrong = misnamed_coder(coder)
+    if wrong:
+        raise InputError(Problem(f"--coder {coder}", wrong[0], hint=wrong[1]))
+    if study.settings.coders and coder not in study.settings.coders:
+        raise InputError(Problem("study.toml", f"{coder!r} is not one of the coders",
+                                 hint=f"add {coder!r} to coders in study.toml, or import as one of them"))
+    codebook = load_codebook(study)
+    entries = read_coders(study, codebook, log).entries
+    if (entries["coder"] == coder).any():
+        raise InputError(Problem(f"data/coded/{coder}", f"{coder} has codes or memos in their workbooks already",
+                                 hint="import into a coder who has not coded yet (--coder another name): their "
+                                      "work and the imported work are never merged"))
+    tables = {name: _table(study, name, made_by) for name, made_by in
+              [("turns", "ingest"), ("stops", "ingest"), ("segments", "align")]}
+    ours = ({"ipr suggestions", CONSENSUS} | set(study.coders())) - {coder}
+    imported = import_coding(path, codebook, tables["turns"], tables["stops"], tables["segments"], ours, user)
+    found = imported.entries
+    new = found.assign(
+        coder=coder, workbook=[study.relative(workbook_path(study, coder, t)) for t in found["transcript_id"]],
+        sheet=["Turns" if t == "turn" else "Segments" for t in found["unit_type"]], row=0, removed_on="", extra="",
+        retired="")[ENTRY_COLUMNS]
+    for tid in sorted(set(new["transcript_id"])):  # (a workbook written for the coder, uncoded: backed up, rewritten)
+        if workbook_path(study, coder, tid).exists():
+            backup(workbook_path(study, coder, tid))
+            workbook_path(study, coder, tid).unlink()
+    (study.coded / coder).mkdir(parents=True, exist_ok=True)
+    run_export(study, log, codebook, pd.concat([entries, new], ignore_index=True) if len(entries) else new)
+    return imported, new
 
 
 AGREEMENT_TABLES = ("agreement", "agreement_by_pair", "suggestions_vs_coders", "disagreements", "coding_progress")

@@ -75,7 +75,7 @@ def keyed(tmp_path_factory) -> tuple[Path, object]:
     plant(root)
     result = analyze(root)
     if result.exit_code == 0:  # the REFI-QDA project too is an output
-        result = CliRunner().invoke(main, ["qdpx", "--study", str(root)])
+        result = CliRunner().invoke(main, ["qdpx", "export", "--study", str(root)])
     return root, result
 
 

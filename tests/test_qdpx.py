@@ -3,6 +3,7 @@
 coder's codes (the consensus and the suggestions too), memos are the selections' descriptions, and each aligned
 recall is linked to the session turns on screen before its stop."""
 
+import shutil
 import zipfile
 
 import pandas as pd
@@ -49,7 +50,7 @@ def project(tmp_path_factory):
     _code(coded / "coder_b" / f"{SESSION}.xlsx", "Turns", {2: ([X], ""), 3: ([Y], "")})
     _code(coded / "coder_a" / f"{IPR}.xlsx", "Segments", {2: ([R], "")})
     assert _invoke("analyze", "--study", root).exit_code == 0
-    result = _invoke("qdpx", "--study", root)
+    result = _invoke("qdpx", "export", "--study", root)
     assert result.exit_code == 0, result.output
     path = root / "reports" / "study.qdpx"
     assert result.output.startswith("wrote reports/study.qdpx: 6 transcripts, ")
@@ -147,7 +148,7 @@ def test_each_aligned_recall_is_linked_to_the_session_moment_it_recalls(project)
 
 def test_the_project_is_valid_and_the_same_study_gives_the_same_guids(project):
     check_project(project["qde"], "study.qdpx")  # (the command checked it too, before writing)
-    result = _invoke("qdpx", "--study", project["root"], "--out", project["root"] / "again.qdpx")
+    result = _invoke("qdpx", "export", "--study", project["root"], "--out", project["root"] / "again.qdpx")
     assert result.exit_code == 0, result.output
     with zipfile.ZipFile(project["root"] / "again.qdpx") as z:
         again = etree.fromstring(z.read("project.qde"))
@@ -175,8 +176,106 @@ def test_an_invalid_project_is_never_written():
 
 
 def test_before_any_run_it_says_what_to_run(demo_study):
-    result = _invoke("qdpx", "--study", demo_study)
+    result = _invoke("qdpx", "export", "--study", demo_study)
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         "error: data/interim/turns.parquet: is missing (run `ipr ingest` (or `ipr analyze`) first)"]
     assert not (demo_study / "reports" / "study.qdpx").exists()
+
+
+# --- a coder's work in another program, read back ---------------------------------------------------------------
+
+DANA = "0D6A1F00-1111-4222-8333-944455556666"
+
+
+def _coded_elsewhere(project, path, picks, crlf=True, edit=None):
+    """The exported project as another program writes it back after Dana coded it there: ``picks`` are
+    (transcript, line of the start (its number, or how it begins), start offset in its words, line of the end, end
+    offset, code name, memo); with ``crlf`` the texts have Windows line ends (positions counted in them)."""
+    tree = etree.fromstring(project["qde"])
+    etree.SubElement(tree.find("q:Users", Q), f"{{{Q['q']}}}User", guid=DANA, name="Dana")
+    codes = {c.get("name"): c.get("guid") for c in tree.iter(f"{{{Q['q']}}}Code")}
+    texts = dict(project["texts"])
+    for n, (tid, first, start, last, end, code, memo) in enumerate(picks):
+        src = next(s for s in tree.iterfind(".//q:TextSource", Q) if s.get("name") == tid)
+        name = src.get("plainTextPath").removeprefix("internal://")
+        lines = texts[name].split("\n")
+        first, last = (next(k for k, line in enumerate(lines) if line.startswith(i)) if isinstance(i, str) else i
+                       for i in (first, last))
+        words = [line.index(": ") + 2 if ": " in line and not line.startswith("[Stop") else 0 for line in lines]
+        at = [sum(len(x) + (2 if crlf else 1) for x in lines[:k]) for k in range(len(lines))]
+        sel = etree.SubElement(src, f"{{{Q['q']}}}PlainTextSelection",
+                               guid=f"0D6A1F00-2222-4222-8333-9444555566{n:02d}",
+                               startPosition=str(at[first] + words[first] + start),
+                               endPosition=str(at[last] + words[last] + end), creatingUser=DANA)
+        if memo:
+            etree.SubElement(sel, f"{{{Q['q']}}}Description").text = memo
+        coding = etree.SubElement(sel, f"{{{Q['q']}}}Coding", guid=f"0D6A1F00-3333-4222-8333-9444555566{n:02d}",
+                                  creatingUser=DANA)
+        if code not in codes:  # a code made in the other program
+            codes[code] = f"0D6A1F00-4444-4222-8333-9444555566{n:02d}"
+            etree.SubElement(tree.find("q:CodeBook/q:Codes", Q), f"{{{Q['q']}}}Code", guid=codes[code], name=code,
+                             isCodable="true")
+        etree.SubElement(coding, f"{{{Q['q']}}}CodeRef", targetGUID=codes[code])
+    if edit:
+        texts = {k: edit(v) for k, v in texts.items()}
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("project.qde", etree.tostring(tree))
+        for name, text in texts.items():
+            z.writestr(f"sources/{name}", text.replace("\n", "\r\n") if crlf else text)
+    return path
+
+
+@pytest.fixture
+def elsewhere(project, tmp_path):
+    root = tmp_path / "study"
+    shutil.copytree(project["root"], root)
+    toml = root / "study.toml"
+    toml.write_text(toml.read_text().replace('"coder_b"]', '"coder_b", "dana"]'))
+    names = {c.id: c.name for c in load_codebook(root / "codebooks" / "rupture_repair.yaml").codes}
+    picks = [(SESSION, 0, 3, 0, 10, names[X], "dana: she means it"),  # inside one turn's words
+             (SESSION, 1, 5, 2, 4, names[Y], ""),  # across two turns
+             (IPR, "[Stop 2:", 0, "[Stop 2:", 5, names[R], "")]  # the line of the stop 2 (its recall)
+    return root, picks
+
+
+def test_a_coders_work_in_another_program_comes_back_as_their_workbooks(project, elsewhere, tmp_path):
+    root, picks = elsewhere
+    path = _coded_elsewhere(project, tmp_path / "dana.qdpx", picks)
+    result = _invoke("qdpx", "import", str(path), "--coder", "dana", "--study", root)
+    assert result.exit_code == 0, result.output
+    assert "imported Dana's 4 codes on 4 units (3 selections) into data/coded/dana/, 2 workbooks" in result.output
+    assert _invoke("analyze", "--study", root).exit_code == 0
+    codes = pd.read_parquet(root / "data" / "interim" / "codes.parquet")
+    turns = project["turns"][project["turns"]["transcript_id"] == SESSION].sort_values("seq")["turn_id"].tolist()
+    recall = project["segments"][project["segments"]["transcript_id"] == IPR].sort_values("stop_no")["segment_id"]
+    assert set(map(tuple, codes.loc[codes["coder"] == "dana", ["unit_id", "code_id"]].values.tolist())) == {
+        (turns[0], X), (turns[1], Y), (turns[2], Y), (recall.iloc[1], R)}
+    entries = pd.read_parquet(root / "data" / "interim" / "coder_entries.parquet")
+    assert entries.loc[(entries["coder"] == "dana") & (entries["unit_id"] == turns[0]), "memo"].item() == \
+        "dana: she means it"
+    agreement = pd.read_csv(root / "reports" / "agreement.csv")
+    assert agreement.loc[agreement["code_id"] == "(all codes)", "coders"].item() == 3
+    # Dana has coded now: another import would merge, and never does
+    again = _invoke("qdpx", "import", str(path), "--coder", "dana", "--study", root)
+    assert again.exit_code == 1
+    assert "error: data/coded/dana: dana has codes or memos in their workbooks already" in again.output
+
+
+def test_an_import_that_cannot_be_read_right_changes_nothing(project, elsewhere, tmp_path):
+    root, picks = elsewhere
+    before = sorted(p.relative_to(root) for p in (root / "data").rglob("*"))
+    cases = [
+        (_coded_elsewhere(project, tmp_path / "a.qdpx", picks[:1] + [(SESSION, 3, 0, 3, 4, "My new code", "")]),
+         ["dana"], "Dana's codes 'My new code' are not in the codebook"),
+        (_coded_elsewhere(project, tmp_path / "b.qdpx", picks, edit=lambda t: t.replace("\n", "\n\n", 1)),
+         ["dana"], f"the text of {IPR} is not the text the study exported"),
+        (_coded_elsewhere(project, tmp_path / "c.qdpx", picks), ["newbie"], "'newbie' is not one of the coders"),
+        (_coded_elsewhere(project, tmp_path / "d.qdpx", picks), ["dana", "--user", "Bo"], "holds no codings by 'Bo'"),
+    ]
+    for path, args, said in cases:
+        result = _invoke("qdpx", "import", str(path), "--coder", *args, "--study", root)
+        assert result.exit_code == 1, result.output
+        assert said in result.output, result.output
+        assert len(result.output.strip().splitlines()) <= 2  # (one line per problem)
+    assert sorted(p.relative_to(root) for p in (root / "data").rglob("*")) == before
