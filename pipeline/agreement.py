@@ -17,6 +17,10 @@ The figures, per code and pooled over every unit × code decision (``(all codes)
 - ``positive_agreement``: specific agreement on the code being present (Fleiss 1975; Uebersax 1982):
   ``sum k(k-1) / sum k(n-1)`` over units with ``n`` coders of whom ``k`` gave the code; with two coders
   ``2a / (2a + b + c)``.  It does not count the (many) units both left without the code.
+- ``gwet_ac1``: Gwet's AC1 (Gwet 2008), any number of coders: ``(p_a - p_e) / (1 - p_e)`` with ``p_a`` the
+  percent agreement as a share and ``p_e = 2 pi (1 - pi)``, ``pi`` the mean over units of ``k / n``.  Kappa and
+  alpha fall with a code's prevalence even where the coders agree on nearly every unit (the "kappa paradox" of
+  rare codes, as rupture markers are); AC1 does not.
 
 Kappa and alpha are left empty where they are undefined (every decision the same).
 """
@@ -32,10 +36,10 @@ from .readback import coded_entries
 from .study import CONSENSUS
 
 AGREEMENT_COLUMNS = ["code_id", "units", "coders", "percent_agreement", "cohen_kappa", "krippendorff_alpha",
-                     "positive_agreement"]
+                     "positive_agreement", "gwet_ac1"]
 SUGGESTION_COLUMNS = ["coder", "code_id", "units", "suggested", "coded", "both", "precision", "recall"]
 PAIR_COLUMNS = ["coder_1", "coder_2", "units", "percent_agreement", "cohen_kappa", "krippendorff_alpha",
-                "positive_agreement"]
+                "positive_agreement", "gwet_ac1"]
 PROGRESS_COLUMNS = ["coder", "transcript_id", "units", "coded", "percent_coded"]
 DISAGREEMENT_COLUMNS = ["transcript_id", "unit_type", "unit_id", "code_id", "given_by", "not_given_by", "consensus",
                         "text"]
@@ -55,13 +59,19 @@ def binary_agreement(matrix) -> dict:
     n = n[n >= 2]
     coders = m[~np.isnan(m).all(axis=1)] if m.size else m[:0]
     out = {"units": int(m.shape[1]), "coders": int(coders.shape[0]), "percent_agreement": np.nan,
-           "cohen_kappa": np.nan, "krippendorff_alpha": np.nan, "positive_agreement": np.nan}
+           "cohen_kappa": np.nan, "krippendorff_alpha": np.nan, "positive_agreement": np.nan, "gwet_ac1": np.nan}
     if m.shape[1] == 0:
         return out
     k = np.nansum(m, axis=0)
     pairs = n * (n - 1) / 2
     agreeing = k * (k - 1) / 2 + (n - k) * (n - k - 1) / 2
-    out["percent_agreement"] = float(100 * np.mean(agreeing / pairs))
+    observed = float(np.mean(agreeing / pairs))
+    out["percent_agreement"] = 100 * observed
+    # Gwet's AC1: chance agreement 2 pi (1 - pi), pi the mean share of a unit's coders who gave the code; a code
+    # rare in the data (as ruptures are) does not drag it down as it drags kappa and alpha
+    share = float(np.mean(k / n))
+    chance = 2 * share * (1 - share)
+    out["gwet_ac1"] = (observed - chance) / (1 - chance)
     denominator = float(np.sum(k * (n - 1)))
     if denominator:
         out["positive_agreement"] = float(np.sum(k * (k - 1)) / denominator)
@@ -278,7 +288,7 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
     shown = table.copy()
     for col in ("percent_agreement",):
         shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
-    for col in ("cohen_kappa", "krippendorff_alpha", "positive_agreement"):
+    for col in ("cohen_kappa", "krippendorff_alpha", "positive_agreement", "gwet_ac1"):
         shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
     return shown.to_string(index=False).splitlines()
 

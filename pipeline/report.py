@@ -502,7 +502,9 @@ def _section_agreement(d: WordDoc, out, coders) -> None:
         else:
             d.para("Per code, over the units that two or more coders coded (from `ipr agreement`; also "
                    "reports/agreement.csv). Cohen's kappa where exactly two coders coded the units; the "
-                   "'(all codes)' row pools the codes.")
+                   "'(all codes)' row pools the codes. Kappa and alpha fall with a code's rarity even where the "
+                   "coders agree on nearly every unit (rupture markers are rare); Gwet's AC1 does not, and positive "
+                   "agreement counts only the units where a coder gave the code.")
             d.table("Agreement", ag, "Intercoder agreement per code")
             pairs = out.get("Agreement by pair")
             if pairs is not None and len(pairs) > 1:

@@ -591,13 +591,14 @@ def disagreements_display(apart: pd.DataFrame, names: dict[str, str]) -> pd.Data
 
 def agreement_display(agreement: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     cols = ["code_id", "name", "units", "coders", "% agreement", "Cohen's κ", "Krippendorff's α",
-            "positive agreement"]
+            "positive agreement", "Gwet's AC1"]
     rows = []
     for r in agreement.itertuples(index=False):
         rows.append({"code_id": r.code_id, "name": names.get(r.code_id, ""), "units": r.units, "coders": r.coders,
                      "% agreement": percent(r.percent_agreement / 100),  # written as 0-100
                      "Cohen's κ": _num(r.cohen_kappa), "Krippendorff's α": _num(r.krippendorff_alpha),
-                     "positive agreement": _num(r.positive_agreement)})
+                     "positive agreement": _num(r.positive_agreement),
+                     "Gwet's AC1": _num(getattr(r, "gwet_ac1", np.nan))})  # (a table of an older version)
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -605,10 +606,10 @@ def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
     """The agreement of each pair of coders, every code pooled."""
     rows = [{"coders": f"{r.coder_1} and {r.coder_2}", "units": r.units,
              "% agreement": percent(r.percent_agreement / 100), "Cohen's κ": _num(r.cohen_kappa),
-             "Krippendorff's α": _num(r.krippendorff_alpha), "positive agreement": _num(r.positive_agreement)}
-            for r in pairs.itertuples(index=False)]
+             "Krippendorff's α": _num(r.krippendorff_alpha), "positive agreement": _num(r.positive_agreement),
+             "Gwet's AC1": _num(getattr(r, "gwet_ac1", np.nan))} for r in pairs.itertuples(index=False)]
     return pd.DataFrame(rows, columns=["coders", "units", "% agreement", "Cohen's κ", "Krippendorff's α",
-                                       "positive agreement"])
+                                       "positive agreement", "Gwet's AC1"])
 
 
 @dataclass

@@ -61,6 +61,22 @@ def test_a_two_by_two_table_by_hand():
     assert f["positive_agreement"] == pytest.approx(40 / 55)
     # alpha = 1 - (n - 1) * disagreeing pairs / (2 n0 n1), n = 100 values, n1 = 55, n0 = 45
     assert f["krippendorff_alpha"] == pytest.approx(1 - 99 * 30 / (2 * 55 * 45))
+    # AC1: pi = (20 * 1 + 15 * 1/2) / 50 = .55, p_e = 2 * .55 * .45 = .495
+    assert f["gwet_ac1"] == pytest.approx((0.7 - 0.495) / (1 - 0.495))
+
+
+def test_gwet_ac1_with_three_coders_and_missing_decisions_by_hand():
+    """Gwet's formulas worked by hand (the irrCAC package, Gwet's own, gives the same to 1e-5 here and on random
+    matrices; it is not a test dependency, for it pins NumPy below 2, which pyarrow no longer runs on).  And AC1
+    stays high for a rare code the coders agree on, where kappa falls to nothing."""
+    f = binary_agreement([[1, 1, 0, 0, nan],
+                          [1, 0, 0, nan, 1],
+                          [nan, 1, 0, 0, 1]])
+    # p_a = (1 + 1/3 + 1 + 1 + 1) / 5 = 13/15; pi = (1 + 2/3 + 0 + 0 + 1) / 5 = 8/15; p_e = 2 (8/15)(7/15)
+    assert f["gwet_ac1"] == pytest.approx(83 / 113)
+    rare = [[1] + [0] * 99, [0] + [0] * 99]  # 100 units, one coder gave the code once
+    f = binary_agreement(rare)
+    assert f["gwet_ac1"] > 0.98 and f["cohen_kappa"] == pytest.approx(0.0)
 
 
 def test_three_coders_with_missing_data_by_hand():

@@ -432,6 +432,7 @@ def test_agreement_is_read_when_present(study):
     # the code's name above its ID, in one column
     assert ag[0][:3] == ["code", "units", "coders"] and ag[1][0] == "Felt unheard\nrecall.rupture.unheard"
     assert ag[2][0] == "(all codes)" and ag[2][3] == "67%" and ag[2][4] == "0.40"
+    assert ag[0][-1] == "Gwet's AC1" and ag[2][-1] == ""  # (a table made before AC1 was computed)
 
 
 def test_agreement_missing_is_said_plainly(report):
