@@ -369,7 +369,12 @@ def import_coding(path: Path, codebook, turns: pd.DataFrame, stops: pd.DataFrame
         if raw is None:
             raw = files.get((src.get("plainTextPath") or "").split("/")[-1])
         ours_lines = texts[tid].text.splitlines()
-        if raw is None or [line.rstrip() for line in raw.splitlines()] != [line.rstrip() for line in ours_lines]:
+        if raw is None:
+            problems.append(Problem(name, f"holds no plain text of {tid} (REFI-QDA's plainTextPath), which the "
+                                    "positions of its codings count in",
+                                    hint="export the project from the other program with its sources as text"))
+            continue
+        if [line.rstrip() for line in raw.splitlines()] != [line.rstrip() for line in ours_lines]:
             problems.append(Problem(name, f"the text of {tid} is not the text the study exported",
                                     hint="code the sources as exported (without editing their text), or export "
                                          "the study again with `ipr qdpx export` and code that"))

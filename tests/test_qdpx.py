@@ -188,14 +188,15 @@ def test_before_any_run_it_says_what_to_run(demo_study):
 DANA = "0D6A1F00-1111-4222-8333-944455556666"
 
 
-def _coded_elsewhere(project, path, picks, crlf=True, edit=None):
+def _coded_elsewhere(project, path, picks, crlf=True, edit=None, texts=True):
     """The exported project as another program writes it back after Dana coded it there: ``picks`` are
     (transcript, line of the start (its number, or how it begins), start offset in its words, line of the end, end
-    offset, code name, memo); with ``crlf`` the texts have Windows line ends (positions counted in them)."""
+    offset, code name, memo); with ``crlf`` the texts have Windows line ends (positions counted in them); without
+    ``texts`` the sources' texts are left out (a program that writes them as rich text only)."""
     tree = etree.fromstring(project["qde"])
     etree.SubElement(tree.find("q:Users", Q), f"{{{Q['q']}}}User", guid=DANA, name="Dana")
     codes = {c.get("name"): c.get("guid") for c in tree.iter(f"{{{Q['q']}}}Code")}
-    texts = dict(project["texts"])
+    keep, texts = texts, dict(project["texts"])
     for n, (tid, first, start, last, end, code, memo) in enumerate(picks):
         src = next(s for s in tree.iterfind(".//q:TextSource", Q) if s.get("name") == tid)
         name = src.get("plainTextPath").removeprefix("internal://")
@@ -221,7 +222,7 @@ def _coded_elsewhere(project, path, picks, crlf=True, edit=None):
         texts = {k: edit(v) for k, v in texts.items()}
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("project.qde", etree.tostring(tree))
-        for name, text in texts.items():
+        for name, text in texts.items() if keep else ():
             z.writestr(f"sources/{name}", text.replace("\n", "\r\n") if crlf else text)
     return path
 
@@ -271,6 +272,8 @@ def test_an_import_that_cannot_be_read_right_changes_nothing(project, elsewhere,
         (_coded_elsewhere(project, tmp_path / "b.qdpx", picks, edit=lambda t: t.replace("\n", "\n\n", 1)),
          ["dana"], f"the text of {IPR} is not the text the study exported"),
         (_coded_elsewhere(project, tmp_path / "c.qdpx", picks), ["newbie"], "'newbie' is not one of the coders"),
+        (_coded_elsewhere(project, tmp_path / "e.qdpx", picks, texts=False), ["dana"],
+         f"holds no plain text of {SESSION} (REFI-QDA's plainTextPath)"),
         (_coded_elsewhere(project, tmp_path / "d.qdpx", picks), ["dana", "--user", "Bo"], "holds no codings by 'Bo'"),
     ]
     for path, args, said in cases:
