@@ -8,7 +8,8 @@ suggestions, and the link from each recall to the session moment it recalls, whi
   for each stop of the video.  A unit's codes are a selection of its words: a session turn's words, or a
   recall's, what the participant said from the stop to the end of the recall.
 - Each coder, the consensus and the suggestions are users; a unit one of them coded is a selection made by that
-  user, with a coding per code and the coder's memo as its description.
+  user, with a coding per code and the coder's memo as its description; a suggestion is a selection of the words
+  its rule matched, the rule as its description (which rule matched which text, as the audit asks).
 - Each aligned recall is linked to the session turns that were on screen before its stop (a REFI link, which
   ATLAS.ti shows as a hyperlink between quotations).
 - The cases are the dyads; three sets hold the sessions, the client interviews and the therapist interviews.
@@ -124,21 +125,43 @@ class Selection:
     codes: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Place:
+    """Where a unit is: its transcript, its span there, and the spans of the words its text is made of (a turn's
+    words; a recall's, the participant's turns, its text joined with line ends), for the suggestions' evidence."""
+
+    transcript_id: str
+    span: tuple[int, int]
+    pieces: list[tuple[int, int]]
+
+    def of(self, start_char: int, end_char: int) -> tuple[int, int]:
+        """The span of characters ``start_char:end_char`` of the unit's text; the unit's own span when they are
+        not known (-1) or not within one piece."""
+        at = 0
+        for start, end in self.pieces:
+            if at <= start_char and end_char <= at + end - start:
+                return start + start_char - at, start + end_char - at
+            at += end - start + 1  # (the line end that joins the pieces)
+        return self.span
+
+
 def _units_where(texts: dict[str, Source], info: pd.DataFrame, turns: pd.DataFrame,
-                 segments: pd.DataFrame) -> dict[str, tuple[str, tuple[int, int]]]:
-    """unit_id -> (its transcript, its span there): a session turn's words; a recall's, what the participant said
-    after the stop (the interviewer's question when the participant said nothing; the stop's line when no one
-    did)."""
+                 segments: pd.DataFrame) -> dict[str, Place]:
+    """unit_id -> where it is: a session turn's words; a recall's, what the participant said after the stop (the
+    interviewer's question when the participant said nothing; the stop's line when no one did)."""
     where = {}
     for tid in info.index[info["kind"] == "session"]:
-        where.update((turn_id, (tid, span)) for turn_id, span in texts[tid].turns.items())
+        where.update((turn_id, Place(tid, span, [span])) for turn_id, span in texts[tid].turns.items())
     role = dict(zip(turns["turn_id"], turns["role"], strict=True))
     for s in segments.itertuples(index=False):
+        if s.transcript_id not in texts:
+            continue
         ids = _ids(s.recall_turn_ids)
-        said = [t for t in ids if role.get(t) == s.participant] or ids
-        span = _span(texts[s.transcript_id], said, s.stop_no) if s.transcript_id in texts else None
+        said = [t for t in ids if role.get(t) == s.participant]
+        span = _span(texts[s.transcript_id], said or ids, s.stop_no)
         if span:
-            where[s.segment_id] = (s.transcript_id, span)
+            where[s.segment_id] = Place(s.transcript_id, span, [texts[s.transcript_id].turns[t] for t in said
+                                                                if t in texts[s.transcript_id].turns])
     return where
 
 
@@ -187,21 +210,31 @@ def project(name: str, codebook, turns: pd.DataFrame, stops: pd.DataFrame, segme
 
     where = _units_where(texts, info, turns, segments)
     selections: dict[str, list[Selection]] = {tid: [] for tid in texts}
-    by_unit = codes.groupby(["coder", "unit_id"], sort=False)["code_id"].agg(list)
+    coders = codes[codes["coder"] != AUTO]
+    by_unit = coders.groupby(["coder", "unit_id"], sort=False)["code_id"].agg(list)
     memo_of = {(m.coder, m.unit_id): m.memo for m in memos.itertuples(index=False) if m.memo}
     for user, unit in sorted(set(by_unit.index) | set(memo_of)):
         if unit in where and user in users:
-            tid, (start, end) = where[unit]
+            place = where[unit]
             given = list(dict.fromkeys(by_unit.get((user, unit), [])))
-            selections[tid].append(Selection(start, end, guid("selection", user, unit), unit, user,
-                                             memo_of.get((user, unit)), given))
+            selections[place.transcript_id].append(Selection(*place.span, guid("selection", user, unit), unit, user,
+                                                             memo_of.get((user, unit)), given))
+    # a suggestion is a selection of the words its rule matched, which says the rule
+    auto = codes[(codes["coder"] == AUTO) & codes["unit_id"].isin(set(where))]
+    for (unit, first, last), found in auto.groupby(["unit_id", "start_char", "end_char"], sort=True):
+        place = where[unit]
+        rules = ", ".join(dict.fromkeys(found["rule_id"]))
+        selections[place.transcript_id].append(Selection(
+            *place.of(int(first), int(last)), guid("suggestion", unit, str(first), str(last)), unit, AUTO,
+            f"matched by {rules}", list(dict.fromkeys(found["code_id"]))))
     links = []
     for s in segments[segments["status"] == "aligned"].itertuples(index=False):
         moment = _span(texts[s.session_transcript_id], _ids(s.session_turn_ids)) \
             if s.session_transcript_id in texts else None
         if s.segment_id in where and moment:
-            tid, (start, end) = where[s.segment_id]
-            recall = Selection(start, end, guid("recall", s.segment_id), f"{s.segment_id}: recall at stop {s.stop_no}")
+            tid = where[s.segment_id].transcript_id
+            recall = Selection(*where[s.segment_id].span, guid("recall", s.segment_id),
+                               f"{s.segment_id}: recall at stop {s.stop_no}")
             shown = Selection(*moment, guid("moment", s.segment_id),
                               f"{s.segment_id}: on screen before {s.participant} IPR stop {s.stop_no}")
             selections[tid].append(recall)
@@ -225,7 +258,7 @@ def project(name: str, codebook, turns: pd.DataFrame, stops: pd.DataFrame, segme
             if sel.memo:
                 el(sel_el, "Description", sel.memo)
             for code in sel.codes:
-                coding = el(sel_el, "Coding", guid=guid("coding", sel.user, sel.name, code),
+                coding = el(sel_el, "Coding", guid=guid("coding", sel.guid, code),
                             creatingUser=users[sel.user], creationDateTime=stamp)
                 el(coding, "CodeRef", targetGUID=guid_of(code))
     if links:

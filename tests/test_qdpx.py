@@ -94,16 +94,24 @@ def test_every_transcript_is_a_source_with_its_turns_one_a_line(project):
 
 def test_each_selection_holds_the_words_of_its_unit(project):
     turns, segments = project["turns"].set_index("turn_id"), project["segments"].set_index("segment_id")
-    checked = 0
+    auto = project["codes"][project["codes"]["coder"] == "auto"]
+    evidence = {(u, e) for u, e in zip(auto["unit_id"], auto["evidence"], strict=True)}
+    checked = suggested = 0
     for sel in _selections(project):
-        if sel["unit"] in turns.index:
+        if sel["user"] == "ipr suggestions":  # a suggestion: the words its rule matched, in a turn or a recall
+            assert (sel["unit"], sel["words"]) in evidence, sel
+            assert sel["memo"].startswith("matched by ") and sel["codes"], sel
+            suggested += 1
+        elif sel["unit"] in turns.index:
             assert sel["words"] == turns.loc[sel["unit"], "text"], sel
             checked += 1
         elif sel["unit"] in segments.index:  # a recall: the participant's words after the stop, in order
             recall = segments.loc[sel["unit"], "recall_text"].split("\n")
             assert sel["words"].startswith(recall[0]) and sel["words"].endswith(recall[-1]), sel
             checked += 1
-    assert checked > 50
+    assert checked > 5 and suggested > 50
+    units = {sel["unit"] for sel in _selections(project) if sel["user"] == "ipr suggestions"}
+    assert units & set(segments.index) and units & set(turns.index)
 
 
 def test_each_users_codings_are_that_coders_codes(project):
@@ -282,3 +290,14 @@ def test_an_import_that_cannot_be_read_right_changes_nothing(project, elsewhere,
         assert said in result.output, result.output
         assert len(result.output.strip().splitlines()) <= 2  # (one line per problem)
     assert sorted(p.relative_to(root) for p in (root / "data").rglob("*")) == before
+
+
+def test_a_suggestions_evidence_is_found_in_the_recalls_turns():
+    """A recall's text is its participant's turns joined with line ends; each lies elsewhere in the source."""
+    from pipeline.qdpx import Place
+
+    place = Place("T", (10, 35), [(10, 20), (30, 35)])
+    assert place.of(0, 5) == (10, 15)
+    assert place.of(11, 14) == (30, 33)  # in the second turn
+    assert place.of(8, 13) == (10, 35)  # across the two: the whole recall
+    assert place.of(-1, -1) == (10, 35)  # no evidence known
