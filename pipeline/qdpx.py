@@ -363,18 +363,18 @@ def import_coding(path: Path, codebook, turns: pd.DataFrame, stops: pd.DataFrame
     name = str(path)
     users = {u.get("guid"): u.get("name") or u.get("guid") for u in root.iterfind(".//q:Users/q:User", q)}
     codings = [(sel, c) for sel in root.iterfind(".//q:PlainTextSelection", q) for c in sel.iterfind("q:Coding", q)]
-    coders = sorted({users.get(c.get("creatingUser") or sel.get("creatingUser"), "") for sel, c in codings} - ours
-                    - {""})
+    new_users = sorted({users.get(c.get("creatingUser") or sel.get("creatingUser"), "") for sel, c in codings}
+                       - ours - {""})
     if user is None:
-        if len(coders) != 1:
-            raise InputError(Problem(name, f"holds the codings of {len(coders)} new users ({', '.join(coders)})"
-                                     if coders else "holds no codings but those this study exported",
-                                     hint="name the one to import with --user" if coders else
+        if len(new_users) != 1:
+            raise InputError(Problem(name, f"holds the codings of {len(new_users)} new users ({', '.join(new_users)})"
+                                     if new_users else "holds no codings but those this study exported",
+                                     hint="name the one to import with --user" if new_users else
                                      "code the project in the other program, export it, and import that file"))
-        user = coders[0]
-    elif user not in coders:
-        raise InputError(Problem(name, f"holds no codings by {user!r}", hint=f"its new users: {', '.join(coders)}"
-                                 if coders else "check the user's name in the other program"))
+        user = new_users[0]
+    elif user not in new_users:
+        raise InputError(Problem(name, f"holds no codings by {user!r}", hint=f"its new users: {', '.join(new_users)}"
+                                 if new_users else "check the user's name in the other program"))
 
     by_guid = {guid_of(c.id): c.id for c in codebook.codes}
     by_name = {c.name.casefold(): c.id for c in codebook.codes if c.name}
