@@ -98,7 +98,8 @@ def test_the_runs_record_what_the_coders_changed(tmp_path):
         ["coder_a", SESSION, "turn", unit, "code given", Y, ""],
         ["coder_a", SESSION, "turn", unit, "memo written", "", "she pulls back"]]
     assert set(history["saved"]) == {"2023-11-14 22:13:20"}
-    assert history["read"].iloc[0][:10] == datetime.now(UTC).strftime("%Y-%m-%d")
+    read = datetime.strptime(history["read"].iloc[0], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - read).total_seconds()) < 600  # when the run read it
 
     _set(book, 5, [Y], "")  # the coder takes a code back and deletes the memo
     _invoke(root)
