@@ -235,6 +235,21 @@ def _coded_elsewhere(project, path, picks, crlf=True, edit=None, texts=True):
     return path
 
 
+def _with_eli(path):
+    """The project with a second coder's work in it: Eli made the first of Dana's codings."""
+    with zipfile.ZipFile(path) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    tree = etree.fromstring(files["project.qde"])
+    eli = "0D6A1F00-5555-4222-8333-944455556666"
+    etree.SubElement(tree.find("q:Users", Q), f"{{{Q['q']}}}User", guid=eli, name="Eli")
+    next(c for c in tree.iter(f"{{{Q['q']}}}Coding") if c.get("creatingUser") == DANA).set("creatingUser", eli)
+    files["project.qde"] = etree.tostring(tree)
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return path
+
+
 @pytest.fixture
 def elsewhere(project, tmp_path):
     root = tmp_path / "study"
@@ -283,6 +298,8 @@ def test_an_import_that_cannot_be_read_right_changes_nothing(project, elsewhere,
         (_coded_elsewhere(project, tmp_path / "e.qdpx", picks, texts=False), ["dana"],
          f"holds no plain text of {SESSION} (REFI-QDA's plainTextPath)"),
         (_coded_elsewhere(project, tmp_path / "d.qdpx", picks), ["dana", "--user", "Bo"], "holds no codings by 'Bo'"),
+        (_with_eli(_coded_elsewhere(project, tmp_path / "f.qdpx", picks)), ["dana"],
+         "holds the codings of 2 new users (Dana, Eli) (name the one to import with --user)"),
     ]
     for path, args, said in cases:
         result = _invoke("qdpx", "import", str(path), "--coder", *args, "--study", root)
