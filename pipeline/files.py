@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -64,6 +65,10 @@ def write_parquet(df, path: Path) -> None:
     with atomic_path(path) as tmp:
         (df.astype(texts) if texts else df).to_parquet(tmp, index=False)
 
+
+#: The characters XML 1.0 cannot hold (a control character pasted into a transcript or a memo): dropped from
+#: the text of every XML file written (the report, a REFI-QDA project).
+XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 _CODE_VERSION = ""
 

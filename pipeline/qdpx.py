@@ -25,7 +25,6 @@ The other way, a coder who codes the exported project in one of those programs b
 from __future__ import annotations
 
 import io
-import re
 import uuid
 import zipfile
 from dataclasses import dataclass, field
@@ -36,13 +35,12 @@ import pandas as pd
 
 from .codebook_convert import code_tree, guid_of
 from .errors import InputError, Problem
-from .files import atomic_path
+from .files import XML_UNSAFE, atomic_path
 from .study import CONSENSUS
 from .summaries import AUTO, sources, with_consensus
 from .timecode import format_time
 
 NS = "urn:QDA-XML:project:1.0"
-_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 SCHEMA = Path(__file__).parent / "data" / "refi_qda_project.xsd"
 _GUIDS = uuid.UUID("2f6c1d8e-7a43-4c1b-9e0d-5a1f3b7c9e21")
 USER_NAMES = {AUTO: "ipr suggestions"}  # a user's name in the project, where it is not the coder's folder name
@@ -180,9 +178,9 @@ def project(name: str, codebook, turns: pd.DataFrame, stops: pd.DataFrame, segme
 
     def el(parent, tag: str, text: str | None = None, **attrs):
         e = etree.SubElement(parent, f"{{{NS}}}{tag}",
-                             {k: _XML_UNSAFE.sub("", str(v)) for k, v in attrs.items() if v is not None})
+                             {k: XML_UNSAFE.sub("", str(v)) for k, v in attrs.items() if v is not None})
         if text:
-            e.text = _XML_UNSAFE.sub("", text)  # (a control character pasted into a memo is no XML)
+            e.text = XML_UNSAFE.sub("", text)  # (a control character pasted into a memo is no XML)
         return e
 
     stamp = (now or datetime.now(UTC)).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -22,7 +22,7 @@ from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Cm, Pt, RGBColor
 
-from .files import atomic_path
+from .files import XML_UNSAFE, atomic_path
 
 # Per table: columns that only the spreadsheet shows, and the longest text a docx cell shows.
 DOCX_HIDDEN = {
@@ -207,9 +207,6 @@ def _add_text(r, text: str) -> None:
         r.append(element)
 
 
-_BAD_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
 def _run_xml(text: str, bold: bool | None = None, italic: bool | None = None, size: float | None = None,
              color: str | None = None) -> str:
     """One ``<w:r>`` as python-docx writes it for ``run.bold``, ``run.italic``, ``run.font.size``,
@@ -235,7 +232,7 @@ def _text_xml(text: str) -> str:
     from xml.sax.saxutils import escape
 
     inner = []
-    for part in _RUN_BREAKS.split(_BAD_XML.sub("", text)):
+    for part in _RUN_BREAKS.split(XML_UNSAFE.sub("", text)):
         if part == "\t":
             inner.append("<w:tab/>")
         elif part in ("\r", "\n"):
