@@ -97,6 +97,12 @@ def source_text(turns: pd.DataFrame, stops: pd.DataFrame) -> Source:
     return source
 
 
+def source_texts(turns: pd.DataFrame, stops: pd.DataFrame) -> dict[str, Source]:
+    """Every transcript's source, by transcript ID."""
+    return {tid: source_text(t, stops[stops["transcript_id"] == tid])
+            for tid, t in turns.sort_values(["transcript_id", "seq"]).groupby("transcript_id", sort=True)}
+
+
 def _span(source: Source, turn_ids: list[str], stop_no: int | None = None) -> tuple[int, int] | None:
     """From the first to the last of ``turn_ids`` in ``source``; with none there, the stop's line."""
     spans = [source.turns[t] for t in turn_ids if t in source.turns]
@@ -197,8 +203,7 @@ def project(name: str, codebook, turns: pd.DataFrame, stops: pd.DataFrame, segme
         el(users_el, "User", guid=g, name=USER_NAMES.get(user, user))
     code_tree(el(el(root, "CodeBook"), "Codes"), codebook, NS)
 
-    texts = {tid: source_text(t, stops[stops["transcript_id"] == tid])
-             for tid, t in turns.sort_values(["transcript_id", "seq"]).groupby("transcript_id", sort=True)}
+    texts = source_texts(turns, stops)
     info = turns.drop_duplicates("transcript_id").set_index("transcript_id")
     cases_el = el(root, "Cases")
     for case, tids in info.groupby("case", sort=True).groups.items():
@@ -379,8 +384,7 @@ def import_coding(path: Path, codebook, turns: pd.DataFrame, stops: pd.DataFrame
     names = {c.get("guid"): c.get("name") or "" for c in root.iterfind(".//q:CodeBook//q:Code", q)}
     unknown: set[str] = set()
 
-    texts = {tid: source_text(t, stops[stops["transcript_id"] == tid])
-             for tid, t in turns.sort_values(["transcript_id", "seq"]).groupby("transcript_id", sort=True)}
+    texts = source_texts(turns, stops)
     kinds = dict(zip(turns["transcript_id"], turns["kind"], strict=True))
     tid_of = {s.guid: tid for tid, s in texts.items()} | {tid: tid for tid in texts}
     problems, given, memos, n = [], {}, {}, 0

@@ -47,11 +47,14 @@ class RunLog:
                 self.warnings.append(w)
 
 
-def _table(study: Study, name: str, made_by: str) -> pd.DataFrame:
+MADE_BY = {"turns": "ingest", "stops": "ingest", "segments": "align", "alignment": "align", "codes": "code"}
+
+
+def _table(study: Study, name: str) -> pd.DataFrame:
     path = study.interim / f"{name}.parquet"
     if not path.exists():
         raise InputError(Problem(f"data/interim/{name}.parquet", "is missing",
-                                 hint=f"run `ipr {made_by}` (or `ipr analyze`) first"))
+                                 hint=f"run `ipr {MADE_BY[name]}` (or `ipr analyze`) first"))
     return pd.read_parquet(path)
 
 
@@ -102,7 +105,7 @@ def run_align(study: Study, log: RunLog):
     inputs = [study.interim / "turns.parquet", study.interim / "stops.parquet"]
     outputs = [study.interim / "segments.parquet", study.interim / "alignment.parquet"]
     if not all(p.exists() for p in inputs):
-        _table(study, "turns", "ingest")  # says what to run first
+        _table(study, "turns")  # says what to run first
     key = sha256_text(code_version(), repr(study.settings.window_s), *(sha256_file(p) for p in inputs))
     before = _done_before(study, "align", key, outputs)
     if before is not None:  # the same turns and stops: the same segments
@@ -203,8 +206,8 @@ def run_code(study: Study, log: RunLog, codebook=None, workbooks=None, coder=Non
     if last.get("key") == key:
         write_text(study.interim / "workbook_state.json", json.dumps(workbooks.signatures))  # (their times may not)
         return pd.read_parquet(outputs[0])
-    turns = _table(study, "turns", "ingest")
-    segments = _table(study, "segments", "align")
+    turns = _table(study, "turns")
+    segments = _table(study, "segments")
     if last.get("units") == units:  # only the coders' entries changed
         previous = pd.read_parquet(outputs[0])
         auto, state = previous[previous["coder"] == "auto"].reset_index(drop=True), _codes_state(study)
@@ -292,9 +295,9 @@ def run_export(study: Study, log: RunLog, codebook=None, entries=None, progress=
         return []
     from .export import export  # (openpyxl: only when a workbook may be written)
 
-    turns = _table(study, "turns", "ingest")
-    segments = _table(study, "segments", "align")
-    codes = _table(study, "codes", "code")
+    turns = _table(study, "turns")
+    segments = _table(study, "segments")
+    codes = _table(study, "codes")
     kinds = dict(zip(turns["transcript_id"], turns["kind"], strict=True))
     written = export(study, kinds, turns, segments, codes, codebook, entries, progress=progress, edited=edited)
     _remember_uncoded(study, written, entries)
@@ -369,8 +372,7 @@ def run_report(study: Study, log: RunLog, codebook=None):
     from .report import build_report
 
     codebook = codebook or load_codebook(study)
-    tables = {name: _table(study, name, made_by) for name, made_by in
-              [("turns", "ingest"), ("segments", "align"), ("alignment", "align"), ("codes", "code")]}
+    tables = {name: _table(study, name) for name in ("turns", "segments", "alignment", "codes")}
     tables["coded"] = _coded(study, tables)
     previous = study.interim / "run.json"
     if not log.inputs and previous.exists():  # `ipr report` alone: the audit trail of the last full run
@@ -428,8 +430,7 @@ def run_qdpx(study: Study, out: Path | None = None) -> tuple[Path, dict]:
     from .readback import current_entries
 
     codebook = load_codebook(study)
-    tables = {name: _table(study, name, made_by) for name, made_by in
-              [("turns", "ingest"), ("stops", "ingest"), ("segments", "align"), ("codes", "code")]}
+    tables = {name: _table(study, name) for name in ("turns", "stops", "segments", "codes")}
     path = study.interim / "coder_entries.parquet"
     entries = pd.read_parquet(path) if path.exists() else pd.DataFrame({"coder": [], "unit_id": [], "memo": []})
     units = set(tables["turns"]["turn_id"]) | set(tables["segments"]["segment_id"])
@@ -468,8 +469,7 @@ def run_qdpx_import(study: Study, path: Path, coder: str, user: str | None = Non
         raise InputError(Problem(f"data/coded/{coder}", f"{coder} has codes or memos in their workbooks already",
                                  hint="import into a coder who has not coded yet (--coder another name): their "
                                       "work and the imported work are never merged"))
-    tables = {name: _table(study, name, made_by) for name, made_by in
-              [("turns", "ingest"), ("stops", "ingest"), ("segments", "align")]}
+    tables = {name: _table(study, name) for name in ("turns", "stops", "segments")}
     ours = ({"ipr suggestions", CONSENSUS} | set(study.coders())) - {coder}
     imported = import_coding(path, codebook, tables["turns"], tables["stops"], tables["segments"], ours, user)
     found = imported.entries
